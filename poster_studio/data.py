@@ -1,0 +1,145 @@
+"""Poster data: the labels CSV (shared format or Kaggle `MovieGenre.csv`), a torch Dataset over the
+poster JPEGs, 2:3 poster-shaped transforms (torchvision.transforms.v2) and class-balanced sampling.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset, WeightedRandomSampler
+from torchvision.transforms import v2 as T
+
+from . import genres as G
+from .errors import InvalidArgumentError
+from .images import load_image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+POSTER_ASPECT = 2 / 3  # width / height
+
+
+def default_data_dir() -> Path:
+    """Poster data folder: $POSTER_STUDIO_DATA, else ../shared/data/posters beside the project."""
+    env = os.environ.get("POSTER_STUDIO_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "posters"
+
+
+@dataclass(frozen=True)
+class PosterRecord:
+    id: str
+    title: str
+    year: str
+    genres: tuple[str, ...]
+    split: str
+
+
+def _split_of(key: str, val_fraction: float = 0.1) -> str:
+    h = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "val" if h < val_fraction else "train"
+
+
+def read_labels(csv_path: str | os.PathLike) -> list[PosterRecord]:
+    """Rows of a labels CSV: the shared format (id,title,year,genres,split) or Kaggle's MovieGenre.csv
+    (imdbId,Title,Genre with `|`; split assigned by a stable hash of the id, 10% val)."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise InvalidArgumentError(f"Labels file not found: {path}")
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.DictReader(f)
+        fields = set(reader.fieldnames or [])
+        rows = []
+        if {"id", "genres"} <= fields:
+            for r in reader:
+                rows.append(PosterRecord(r["id"], r.get("title", ""), r.get("year", ""),
+                                         tuple(G.split_labels(r["genres"])), r.get("split") or _split_of(r["id"])))
+        elif {"imdbId", "Genre"} <= fields:
+            for r in reader:
+                title = r.get("Title", "")
+                year = ""
+                if title.endswith(")") and "(" in title:
+                    title, _, year = title.rpartition("(")
+                    title, year = title.strip(), year.rstrip(")")
+                rows.append(PosterRecord(r["imdbId"], title, year, tuple(G.split_labels(r["Genre"])),
+                                         _split_of(r["imdbId"])))
+        else:
+            raise InvalidArgumentError(
+                f"{path.name}: unknown CSV layout {sorted(fields)}; expected columns id,genres[,title,year,split] "
+                "or Kaggle's imdbId,Genre."
+            )
+    return rows
+
+
+def poster_transform(size: tuple[int, int] = (330, 224), *, train: bool = False, normalize: bool = True) -> T.Compose:
+    """PIL poster -> float tensor of shape (3, H, W) with size=(H, W) in the 2:3 shape (no squashing of posters)."""
+    ops: list = [T.ToImage()]
+    if train:
+        ops += [T.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.6, 0.73), antialias=True),
+                T.RandomHorizontalFlip(), T.ColorJitter(0.2, 0.2, 0.2, 0.02)]
+    else:
+        ops += [T.Resize(size, antialias=True)]
+    ops += [T.ToDtype(torch.float32, scale=True)]
+    if normalize:
+        ops += [T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return T.Compose(ops)
+
+
+def fit_poster(img: Image.Image, width: int, height: int) -> Image.Image:
+    """Centre-crop any picture to the requested aspect and resize (used for uploads that are not 2:3)."""
+    return ImageOps.fit(img, (width, height), method=Image.Resampling.BICUBIC)
+
+
+class PosterDataset(Dataset):
+    """Posters of one split: `images_dir/<id>.jpg` with labels from `labels_csv`.
+
+    Items are (image, multi-hot target) with image transformed by `transform` (default: the PIL image)."""
+
+    def __init__(self, images_dir: str | os.PathLike, labels_csv: str | os.PathLike | None = None,
+                 split: Optional[str | Sequence[str]] = None, transform: Optional[Callable] = None,
+                 limit: Optional[int] = None):
+        self.images_dir = Path(images_dir)
+        if labels_csv is None:
+            labels_csv = self.images_dir.parent / "labels.csv"
+        records = read_labels(labels_csv)
+        if split is not None:
+            splits = {split} if isinstance(split, str) else set(split)
+            records = [r for r in records if r.split in splits]
+        records = [r for r in records if r.genres]
+        if limit is not None:
+            records = records[:limit]
+        if not records:
+            raise InvalidArgumentError(f"No labelled posters for split {split!r} in {labels_csv}.")
+        self.records = records
+        self.transform = transform
+        self.targets = torch.stack([G.encode(r.genres) for r in records])
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def path(self, i: int) -> Path:
+        return self.images_dir / f"{self.records[i].id}.jpg"
+
+    def image(self, i: int) -> Image.Image:
+        return load_image(self.path(i))
+
+    def __getitem__(self, i: int):
+        img = self.image(i)
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, self.targets[i]
+
+    def genre_frequencies(self) -> torch.Tensor:
+        return self.targets.mean(0)
+
+    def balanced_sampler(self, num_samples: Optional[int] = None) -> WeightedRandomSampler:
+        """Sampler that draws rare genres about as often as common ones (weight = mean inverse frequency of a poster's genres)."""
+        inv = 1.0 / self.genre_frequencies().clamp_min(1e-6)
+        w = (self.targets * inv).sum(1) / self.targets.sum(1).clamp_min(1)
+        return WeightedRandomSampler(w.double(), num_samples or len(self), replacement=True)
