@@ -78,16 +78,20 @@ def _metrics_markdown(metrics: dict[str, Any]) -> str:
 
 def save_checkpoint(model: HubMixin, directory: str | os.PathLike, *, description: str = "", data: str = "",
                     training: str = "", metrics: Optional[dict[str, Any]] = None,
-                    extra_files: Optional[dict[str, Any]] = None) -> Path:
+                    extra_files: Optional[dict[str, Any]] = None,
+                    config_updates: Optional[dict[str, Any]] = None) -> Path:
     """Write `model` to `directory` atomically (a temporary sibling folder, then renames).
 
     `metrics` go to the model card and to metrics.json; `extra_files` maps file names to callables
-    `fn(path)` that write additional artefacts (e.g. an embeddings index) into the same folder."""
+    `fn(path)` that write additional artefacts (e.g. an embeddings index) into the same folder;
+    `config_updates` changes config.json values decided after construction (e.g. tuned thresholds)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
-        model.save_pretrained(tmp, model_card_kwargs={
+        config = dict(getattr(model, "_hub_mixin_config", None) or {})
+        config.update(config_updates or {})
+        model.save_pretrained(tmp, config=config or None, model_card_kwargs={
             "model_name": directory.name, "class_name": type(model).__name__,
             "description": description or (type(model).__doc__ or "").strip(),
             "data": data or "See the training script.", "training": training or "See the training script.",

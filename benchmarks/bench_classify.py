@@ -1,0 +1,58 @@
+"""Classifier latency on this CPU: one poster from file (decode + preprocess + forward), with Grad-CAM
+heatmaps for every genre, and with the similar-poster search. Prints JSON (p50/p90 in ms, peak RSS).
+
+  python benchmarks/bench_classify.py [--data ../shared/data/posters] [--n 30]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from poster_studio.classifier import Classifier  # noqa: E402
+from poster_studio.data import default_data_dir  # noqa: E402
+
+
+def timed(fn, items) -> dict:
+    ms = []
+    for it in items:
+        t = time.perf_counter()
+        fn(it)
+        ms.append((time.perf_counter() - t) * 1000)
+    ms.sort()
+    return {"p50_ms": round(statistics.median(ms), 1), "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 1), "n": len(ms)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default=str(default_data_dir()))
+    p.add_argument("--n", type=int, default=30)
+    args = p.parse_args()
+    import torch
+
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.perf_counter()
+    clf = Classifier.load()
+    load_s = time.perf_counter() - t
+    files = sorted((Path(args.data) / "images").glob("val_*.jpg"))[: args.n]
+    clf.predict(files[0]), clf.heatmaps(files[0])  # warm-up
+    out = {
+        "threads": torch.get_num_threads(),
+        "load_seconds": round(load_s, 2),
+        "classify": timed(clf.predict, files),
+        "classify_plus_heatmaps_all_genres": timed(lambda f: (clf.predict(f), clf.heatmaps(f)), files),
+        "classify_plus_one_heatmap": timed(lambda f: (clf.predict(f), clf.heatmaps(f, [clf.predict(f)["top"]])), files),
+        "similar_top5": timed(lambda f: clf.similar(f, 5), files),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_before_load_mb": round(rss0, 1),
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

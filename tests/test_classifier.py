@@ -1,0 +1,142 @@
+"""Classifier: metrics helpers, save/load round trip, the shipped checkpoint on real posters, Grad-CAM,
+similarity search, the CLI, and a resumable tiny training run."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from poster_studio import genres as G
+from poster_studio import hub
+from poster_studio.classifier import (Classifier, PosterClassifier, from_imagenet, load_index, multilabel_metrics,
+                                      tune_thresholds)
+from poster_studio.data import PosterDataset, default_data_dir
+from poster_studio.errors import CheckpointError, InvalidImageError
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = default_data_dir()
+SHIPPED = ROOT / "checkpoints" / "classifier"
+needs_data = pytest.mark.skipif(not (DATA / "labels.csv").exists(), reason=f"poster data not found at {DATA}")
+needs_ckpt = pytest.mark.skipif(not (SHIPPED / "model.safetensors").exists(), reason="no trained classifier yet")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Classifier.load(directory=SHIPPED)
+
+
+def test_metrics_perfect_and_random():
+    rng = np.random.default_rng(0)
+    y = (rng.random((200, 7)) < 0.3).astype(int)
+    y[np.arange(200), rng.integers(0, 7, 200)] = 1
+    perfect = multilabel_metrics(y * 0.9 + 0.05, y, 0.5)
+    assert perfect["micro_f1"] == 1.0 and perfect["macro_f1"] == 1.0 and perfect["mAP"] == 1.0
+    assert perfect["top1_in_labels"] == 1.0
+    noise = multilabel_metrics(rng.random((200, 7)), y, 0.5)
+    assert noise["mAP"] < 0.6 and noise["macro_f1"] < 0.6
+
+
+def test_tune_thresholds_finds_the_separating_value():
+    scores = np.concatenate([np.full(50, 0.2), np.full(50, 0.3)])[:, None].repeat(7, 1)
+    y = np.concatenate([np.zeros(50), np.ones(50)])[:, None].repeat(7, 1)
+    th = tune_thresholds(scores, y)
+    assert all(0.2 < t <= 0.3 for t in th)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = from_imagenet(thresholds=[0.3] * 7).eval()
+    hub.save_checkpoint(model, tmp_path / "classifier", metrics={"val_mAP": 0.1})
+    clf = Classifier.load(directory=tmp_path / "classifier")
+    assert clf.model.thresholds == [0.3] * 7
+    x = torch.randn(1, 3, 288, 192)
+    with torch.no_grad():
+        assert torch.allclose(model(x), clf.model(x), atol=1e-6)
+    card = (tmp_path / "classifier" / "README.md").read_text()
+    assert "val_mAP" in card and "library_name: poster-studio" in card
+
+
+def test_truncated_checkpoint_names_the_file(tmp_path):
+    hub.save_checkpoint(PosterClassifier(), tmp_path / "classifier")
+    w = tmp_path / "classifier" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        Classifier.load(directory=tmp_path / "classifier")
+
+
+@needs_data
+@needs_ckpt
+def test_shipped_model_is_good_on_real_val_posters(shipped):
+    ds = PosterDataset(DATA / "images", DATA / "labels.csv", split="val", limit=150)
+    probs = shipped.predict_proba([ds.path(i) for i in range(len(ds))])
+    assert probs.shape == (150, 7) and ((0 <= probs) & (probs <= 1)).all()
+    m = multilabel_metrics(probs, ds.targets.numpy(), shipped.model.thresholds)
+    assert m["mAP"] > 0.5, m  # random scoring gives ~0.25 here
+    assert m["top1_in_labels"] > 0.6, m
+
+
+@needs_data
+@needs_ckpt
+def test_predict_heatmaps_and_similar(shipped):
+    idx = shipped.index
+    assert idx is not None and len(idx.ids) == len(idx.embeddings) > 10000
+    poster = DATA / "images" / f"{idx.ids[123]}.jpg"
+    pred = shipped.predict(poster)
+    assert set(pred["scores"]) == set(G.GENRES) and pred["top"] in G.GENRES
+    assert all(pred["scores"][g] >= t for g, t in zip(G.GENRES, shipped.model.thresholds) if g in pred["labels"])
+    # A training poster's nearest neighbour in the index is itself.
+    sim = shipped.similar(poster, k=5)
+    assert sim[0]["id"] == idx.ids[123] and sim[0]["distance"] < 0.05
+    assert len(sim) == 5 and sim[1]["distance"] >= sim[0]["distance"]
+    maps = shipped.heatmaps(poster, genres=["Horror_Thriller", "Comedy"])
+    assert set(maps) == {"Horror_Thriller", "Comedy"}
+    a, b = (np.asarray(maps[g], dtype=np.float32) for g in maps)
+    assert a.shape[:2] == (268, 182) and np.abs(a - b).mean() > 1.0  # different genres, different evidence
+
+
+@needs_ckpt
+def test_odd_images_classify_and_bad_ones_raise(shipped, tmp_path):
+    for mode in ("L", "RGBA", "CMYK", "P"):
+        img = Image.new(mode, (300, 200), 128 if mode in ("L", "P") else None)
+        pred = shipped.predict(img)  # wide image: centre-cropped to 2:3
+        assert abs(sum(pred["scores"].values())) > 0
+    bad = tmp_path / "x.png"
+    bad.write_text("<html>not an image</html>")
+    with pytest.raises(InvalidImageError):
+        shipped.predict(bad)
+
+
+@needs_data
+@needs_ckpt
+def test_cli_classify_json():
+    poster = next((DATA / "images").glob("val_*.jpg"))
+    out = subprocess.run([sys.executable, "-m", "poster_studio", "classify", str(poster), "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)[0]
+    assert set(res["scores"]) == set(G.GENRES) and len(res["similar"]) == 5
+    bad = subprocess.run([sys.executable, "-m", "poster_studio", "classify", str(ROOT / "README.md")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode != 0 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@needs_data
+def test_training_is_resumable(tmp_path):
+    cmd = [sys.executable, str(ROOT / "train" / "train_classifier.py"), "--data", str(DATA), "--train-limit", "48",
+           "--val-limit", "48", "--batch", "16", "--threads", "1", "--work", str(tmp_path / "run"),
+           "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "ckpt"), "--seed-metrics", "none"]
+    first = subprocess.run(cmd + ["--epochs", "1"], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = subprocess.run(cmd + ["--epochs", "2"], capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resumed" in second.stdout and "at epoch 1" in second.stdout
+    hist = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert hist["best_epoch"] in (1, 2)
+    clf = Classifier.load(directory=tmp_path / "ckpt")
+    assert len(load_index(tmp_path / "ckpt").ids) == 48
+    assert clf.predict_proba([Image.new("RGB", (182, 268))]).shape == (1, 7)
