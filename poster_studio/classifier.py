@@ -210,26 +210,39 @@ class Classifier:
             raise InvalidArgumentError("k must be between 1 and 50.")
         return self.index.nearest(torch.from_numpy(self.embed([image])[0]), int(k))
 
-    def heatmaps(self, image: ImageInput, genres: Optional[Sequence[str]] = None, alpha: float = 0.5) -> dict[str, Image.Image]:
-        """Grad-CAM per genre on the last feature map, overlaid on the (2:3-fitted) poster."""
-        wanted = [G.parse_genre(g) for g in genres] if genres else list(self.genres)
+    def analyze(self, image: ImageInput, heatmap_genres: Optional[Sequence[str]] = ("top",), k: int = 5,
+                alpha: float = 0.5) -> dict:
+        """Everything the Classify tab shows, from ONE pass of the network: prediction (as `predict`),
+        Grad-CAM overlays for `heatmap_genres` ("top" = the top genre), and the k most similar posters."""
         img = load_image(image)
         h, w = self.model.image_size
         x = preprocess(img, (h, w))[None]
         with torch.no_grad():
             fmap = self.model.trunk(self.model.stem(x))
         fmap.requires_grad_(True)
-        logits, _ = self.model.head_from_map(fmap)
+        logits, emb = self.model.head_from_map(fmap)
+        p = torch.sigmoid(logits[0]).detach()
+        top = self.genres[int(p.argmax())]
+        result = {"scores": {g: round(float(s), 4) for g, s in zip(self.genres, p.tolist())},
+                  "labels": [g for g, s, t in zip(self.genres, p.tolist(), self.thresholds.tolist()) if s >= t],
+                  "top": top, "heatmaps": {}, "similar": []}
+        wanted = [top if g == "top" else G.parse_genre(g) for g in (heatmap_genres or [])]
         shown = img if abs(img.width / img.height - w / h) <= 0.03 else fit_poster(img, round(img.height * w / h), img.height)
-        out = {}
-        for g in wanted:
+        for g in dict.fromkeys(wanted):
             (grad,) = torch.autograd.grad(logits[0, self.genres.index(g)], fmap, retain_graph=True)
-            weights = grad.mean((2, 3), keepdim=True)
-            cam = F.relu((weights * fmap).sum(1, keepdim=True))
+            cam = F.relu((grad.mean((2, 3), keepdim=True) * fmap).sum(1, keepdim=True))
             cam = F.interpolate(cam, size=(shown.height, shown.width), mode="bilinear", align_corners=False)[0, 0]
-            cam = (cam / cam.max()).nan_to_num(0.0) if cam.max() > 0 else cam
-            out[g] = _overlay(shown, cam.detach().numpy(), alpha)
-        return out
+            cam = cam / cam.max() if cam.max() > 0 else cam
+            result["heatmaps"][g] = _overlay(shown, cam.detach().numpy(), alpha)
+        if self.index is not None and k:
+            if not 1 <= int(k) <= 50:
+                raise InvalidArgumentError("k must be between 1 and 50.")
+            result["similar"] = self.index.nearest(F.normalize(emb.detach(), dim=1)[0], int(k))
+        return result
+
+    def heatmaps(self, image: ImageInput, genres: Optional[Sequence[str]] = None, alpha: float = 0.5) -> dict[str, Image.Image]:
+        """Grad-CAM per genre on the last feature map, overlaid on the (2:3-fitted) poster."""
+        return self.analyze(image, genres or list(self.genres), k=0, alpha=alpha)["heatmaps"]
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
@@ -336,8 +349,8 @@ def from_imagenet(**kwargs) -> PosterClassifier:
 class SeedHead(nn.Module, hub.HubMixin):
     """The seed recipe's head on frozen VGG-19 pool5 features: flatten -> 1024 -> 128 -> N (baseline only)."""
 
-    def __init__(self, in_features: int = 7680, genres: Sequence[str] = G.GENRES,
-                 image_size: Sequence[int] = (168, 112), thresholds: Optional[Sequence[float]] = None):
+    def __init__(self, in_features: int = 6144, genres: Sequence[str] = G.GENRES,
+                 image_size: Sequence[int] = (144, 96), thresholds: Optional[Sequence[float]] = None):
         super().__init__()
         self.genres = tuple(genres)
         self.image_size = tuple(image_size)

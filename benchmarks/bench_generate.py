@@ -1,0 +1,70 @@
+"""Poster generation latency on this CPU: 8 posters at native size and upscaled to 400x600 (Lanczos).
+
+  python benchmarks/bench_generate.py [--n 8] [--repeats 5] [--threads 0] [--checkpoint DIR] [--out FILE]
+
+Prints JSON: median / min seconds per call (after one warm-up call) of `PosterGenerator.generate`, with
+the targets (native < 1 s, upscaled < 3 s for 8 posters). --threads 0 keeps torch's default thread count
+(what the app uses); 1 reproduces a single-core budget. Without a trained checkpoint (checkpoints/generator)
+it times a randomly initialised network of the same architecture (same cost) and says so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from poster_studio.errors import CheckpointError  # noqa: E402
+from poster_studio.generator import PosterGAN, PosterGenerator  # noqa: E402
+
+
+def timed(fn, repeats: int) -> dict:
+    fn()  # warm-up (first-call allocations, oneDNN kernel selection)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return {"median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4)}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--genres", nargs="*", default=["Comedy", "Romance"])
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        gen, source = PosterGenerator.load(directory=args.checkpoint), "trained checkpoint"
+    except CheckpointError as exc:
+        gen, source = PosterGenerator(PosterGAN()), f"random init ({str(exc)[:80]})"
+    result = {
+        "checkpoint": source, "arch": gen.arch, "native_size": list(gen.native_size), "n": args.n,
+        "threads": torch.get_num_threads(),
+        "native": timed(lambda: gen.generate(args.genres, n=args.n, seed=0), args.repeats),
+        "upscaled_400x600": timed(lambda: gen.generate(args.genres, n=args.n, seed=0, size="400x600"), args.repeats),
+        "morph_8_native": timed(lambda: gen.morph(["Comedy"], ["Horror_Thriller"], steps=8), args.repeats),
+        "targets": {"native_s": 1.0, "upscaled_s": 3.0},
+    }
+    result["meets_targets"] = (result["native"]["median_s"] < 1.0 and result["upscaled_400x600"]["median_s"] < 3.0)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Generated-poster metrics on a fixed pretrained feature extractor (there are no Inception weights here).
+
+Features: EfficientNet-Lite0 (ImageNet, `backbones.efficientnet_lite0`) global-average-pooled 1280-d
+features of the image resized to 128x192 (W x H, the poster shape; square or 1:2 outputs are stretched
+to it, as the app serves them). On these features:
+- KID (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel, mean (and std) over
+  random subsets. Reliable with ~100 images per genre; reported raw (x1000 is the usual display).
+- FID: Frechet distance of Gaussian fits. With 100 images and 1280 dims the covariance is rank-deficient
+  and FID is strongly biased upwards; use it only to compare runs evaluated with the same n.
+- Diversity: mean pairwise Euclidean feature distance of the generated images of a genre, divided by the
+  same figure for the real posters of that genre (mode collapse -> ratio well below 1).
+- Conditional accuracy: share of posters generated for genre G whose top-1 genre by the project's
+  classifier (`classifier.Classifier`) is G; skipped with a note when no classifier checkpoint exists.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import genres as G
+from .data import IMAGENET_MEAN, IMAGENET_STD, read_labels
+from .errors import InvalidArgumentError
+from .images import load_image
+
+FEATURE_SIZE = (128, 192)  # (W, H)
+CACHE_DIR = Path(__file__).resolve().parents[1] / "cache" / "gan_metrics"
+
+
+@functools.lru_cache(maxsize=1)
+def _extractor() -> torch.nn.Module:
+    from .backbones import efficientnet_lite0
+
+    model = efficientnet_lite0(pretrained=True)
+    model.reset_classifier(0)
+    return model.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def features(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+    """(N, 1280) float64 pooled EfficientNet-Lite0 features of RGB PIL images."""
+    model = _extractor()
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    out = []
+    for i in range(0, len(images), batch_size):
+        chunk = [im.convert("RGB").resize(FEATURE_SIZE, Image.Resampling.BICUBIC) for im in images[i: i + batch_size]]
+        x = torch.from_numpy(np.stack([np.asarray(im) for im in chunk])).permute(0, 3, 1, 2).float() / 255.0
+        out.append(model((x - mean) / std).double().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1280))
+
+
+def kid(f_gen: np.ndarray, f_real: np.ndarray, subsets: int = 50, subset_size: int = 1000,
+        seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (on our features): mean and std of unbiased MMD^2 over random subsets."""
+    n = min(len(f_gen), len(f_real), subset_size)
+    if n < 2:
+        return float("nan"), float("nan")
+    d = f_gen.shape[1]
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(subsets):
+        x = f_gen[rng.choice(len(f_gen), n, replace=False)]
+        y = f_real[rng.choice(len(f_real), n, replace=False)]
+        kxx = (x @ x.T / d + 1) ** 3
+        kyy = (y @ y.T / d + 1) ** 3
+        kxy = (x @ y.T / d + 1) ** 3
+        mmd = ((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+               - 2 * kxy.mean())
+        vals.append(mmd)
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def fid(f_gen: np.ndarray, f_real: np.ndarray) -> float:
+    """Frechet distance between Gaussian fits of two feature sets."""
+    from scipy import linalg
+
+    if len(f_gen) < 2 or len(f_real) < 2:
+        return float("nan")
+    mu1, mu2 = f_gen.mean(0), f_real.mean(0)
+    s1, s2 = np.cov(f_gen, rowvar=False), np.cov(f_real, rowvar=False)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.isfinite(covmean).all():
+        eps = np.eye(len(s1)) * 1e-6
+        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
+    covmean = np.real(covmean)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def mean_pairwise_distance(f: np.ndarray, max_items: int = 2000, seed: int = 0) -> float:
+    """Mean Euclidean distance over all pairs (a random subset of `max_items` when larger)."""
+    if len(f) < 2:
+        return float("nan")
+    if len(f) > max_items:
+        f = f[np.random.default_rng(seed).choice(len(f), max_items, replace=False)]
+    sq = (f ** 2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * f @ f.T, 0.0)
+    n = len(f)
+    return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean())
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+def real_features(labels_csv: str | Path, split: Optional[str], images_root: Optional[str | Path] = None,
+                  cache_dir: Path = CACHE_DIR) -> tuple[np.ndarray, np.ndarray]:
+    """Features (N, 1280) and multi-hot labels (N, 7) of the real posters of `split`, cached on disk."""
+    from safetensors.numpy import load_file, save_file
+
+    labels_csv = Path(labels_csv)
+    root = Path(images_root) if images_root else labels_csv.parent / "images"
+    records = [r for r in read_labels(labels_csv) if r.genres and (split is None or r.split == split)]
+    if not records:
+        raise InvalidArgumentError(f"No labelled posters for split {split!r} in {labels_csv}.")
+    key = hashlib.sha1(("|".join(r.id for r in records) + str(root.resolve()) + str(FEATURE_SIZE)).encode()).hexdigest()[:12]
+    path = cache_dir / f"real_{split}_{len(records)}_{key}.safetensors"
+    if path.is_file():
+        t = load_file(str(path))
+        return t["features"], t["labels"]
+    feats, labs = [], []
+    for i in range(0, len(records), 64):
+        chunk = records[i: i + 64]
+        imgs, ok = [], []
+        for r in chunk:
+            try:
+                imgs.append(load_image(root / f"{r.id}.jpg"))
+                ok.append(r)
+            except Exception:
+                continue
+        feats.append(features(imgs))
+        labs.append(np.stack([G.encode(r.genres).numpy() for r in ok]))
+    f, l = np.concatenate(feats), np.concatenate(labs).astype(np.float32)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({"features": f, "labels": l}, str(tmp))
+    tmp.replace(path)
+    return f, l
+
+
+def _load_generated(images_dir: Path, genre: str, limit: Optional[int]) -> list[Image.Image]:
+    folder = images_dir / genre
+    files = sorted(p for p in folder.glob("*.png")) if folder.is_dir() else []
+    if limit:
+        files = files[:limit]
+    return [load_image(p) for p in files]
+
+
+def _classifier_probs(images: list[Image.Image], state: dict) -> Optional[np.ndarray]:
+    if "clf" not in state:
+        try:
+            from .classifier import Classifier
+
+            state["clf"] = Classifier.load()
+        except Exception as exc:  # missing/corrupt checkpoint, module not built yet
+            state["clf"] = None
+            state["note"] = f"conditional accuracy skipped: no usable classifier ({type(exc).__name__}: {str(exc)[:160]})"
+    return None if state["clf"] is None else state["clf"].predict_proba(images)
+
+
+def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split: Optional[str] = "val",
+                       n_per_genre: int = 100, checkpoint: Optional[str | Path] = None, truncation: float = 1.0,
+                       seed: int = 0, images_root: Optional[str | Path] = None,
+                       genres: Sequence[str] = G.GENRES) -> dict:
+    """Per-genre and overall KID/FID, conditional accuracy and diversity ratio of images_dir/<Genre>/*.png.
+
+    With `checkpoint`, first generates `n_per_genre` posters per single-genre request into images_dir."""
+    images_dir = Path(images_dir)
+    if not 1 <= int(n_per_genre) <= 5000:
+        raise InvalidArgumentError("n-per-genre must be between 1 and 5000.")
+    genres = [G.parse_genre(g) for g in genres]
+    result: dict = {"split": split, "feature_extractor": "EfficientNet-Lite0 avg-pool 1280-d @128x192"}
+    t0 = time.time()
+    if checkpoint is not None:
+        from .generator import PosterGenerator
+
+        gen = PosterGenerator.load(directory=checkpoint)
+        result.update(arch=gen.arch, native_size=list(gen.native_size), truncation=truncation)
+        for g in genres:
+            (images_dir / g).mkdir(parents=True, exist_ok=True)
+            for i, im in enumerate(gen.generate([g], n=n_per_genre, seed=seed, truncation=truncation,
+                                                max_n=n_per_genre)):
+                im.save(images_dir / g / f"{i:04d}.png")
+        result["generate_seconds"] = round(time.time() - t0, 1)
+    f_real, l_real = real_features(labels_csv, split, images_root)
+    state: dict = {}
+    per, all_gen = {}, []
+    for g in genres:
+        imgs = _load_generated(images_dir, g, n_per_genre)
+        if not imgs:
+            per[g] = {"note": f"no images in {images_dir / g}"}
+            continue
+        fg = features(imgs)
+        all_gen.append(fg)
+        fr = f_real[l_real[:, G.GENRES.index(g)] > 0]
+        k, ks = kid(fg, fr, seed=seed)
+        row = {"n_generated": len(imgs), "n_real": int(len(fr)), "kid": k, "kid_std": ks, "fid": fid(fg, fr),
+               "diversity_ratio": mean_pairwise_distance(fg) / mean_pairwise_distance(fr)}
+        probs = _classifier_probs(imgs, state)
+        if probs is not None:
+            row["cond_acc"] = float((probs.argmax(1) == G.GENRES.index(g)).mean())
+        per[g] = row
+    result["per_genre"] = per
+    rows = [r for r in per.values() if "kid" in r]
+    if not rows:
+        raise InvalidArgumentError(f"No generated images found under {images_dir}/<Genre>/*.png.")
+    overall = {f"mean_{k}": float(np.mean([r[k] for r in rows]))
+               for k in ("kid", "fid", "diversity_ratio", "cond_acc") if all(k in r for r in rows)}
+    fg_all = np.concatenate(all_gen)
+    overall["pooled_kid"], overall["pooled_kid_std"] = kid(fg_all, f_real, seed=seed)
+    overall["pooled_fid"] = fid(fg_all, f_real)
+    overall["pooled_diversity_ratio"] = mean_pairwise_distance(fg_all) / mean_pairwise_distance(f_real)
+    overall["n_generated"] = int(len(fg_all))
+    overall["n_real"] = int(len(f_real))
+    result["overall"] = overall
+    if state.get("note"):
+        result["note"] = state["note"]
+    result["seconds"] = round(time.time() - t0, 1)
+    return result

@@ -1,0 +1,57 @@
+"""`python -m poster_studio pull|push`: the Hugging Face Hub round trip of the checkpoints.
+
+    python -m poster_studio pull --hub-repo USER/poster-studio [--revision R] [--name classifier ...]
+    python -m poster_studio push classifier --hub-repo USER/poster-studio [--private]
+
+`pull` downloads a pinned revision into the local Hugging Face cache (what the app then uses with
+POSTER_STUDIO_HUB_REPO set) and prints the snapshot folder; `push` uploads checkpoints/<NAME>/ into
+<repo>/<NAME>/ with its model card. Errors print one line and exit 2 (see poster_studio.cli).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from . import hub
+from .errors import InvalidArgumentError
+
+KNOWN_MODELS = ("classifier", "generator", "transfer")
+
+
+def _check_repo(repo: str) -> str:
+    repo = (repo or "").strip()
+    if not repo or repo.count("/") > 1 or repo.startswith("/") or repo.endswith("/") or " " in repo:
+        raise InvalidArgumentError(f"--hub-repo must look like USER/NAME, got {repo!r}.")
+    return repo
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    folder = hub.pull(_check_repo(args.hub_repo), args.revision, names=args.name or None)
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir() and (p / "model.safetensors").is_file())
+    print(json.dumps({"snapshot": str(folder), "models": found}, indent=2))
+    print(f"Use it with: {hub.HUB_REPO_ENV}={args.hub_repo} python app.py", flush=True)
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    url = hub.push(args.name, _check_repo(args.hub_repo), private=args.private,
+                   folder=args.folder, commit_message=args.message)
+    print(url)
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("pull", help="download the checkpoints from a Hugging Face Hub repo into the local cache")
+    p.add_argument("--hub-repo", required=True, metavar="REPO_ID", help="e.g. USER/poster-studio")
+    p.add_argument("--revision", default=None, help=f"branch, tag or commit (default ${hub.HUB_REVISION_ENV} or main)")
+    p.add_argument("--name", nargs="+", default=None, metavar="MODEL",
+                   help=f"only these models ({', '.join(KNOWN_MODELS)}); default all")
+    p.set_defaults(func=_cmd_pull)
+
+    q = sub.add_parser("push", help="upload checkpoints/NAME/ to a Hugging Face Hub repo")
+    q.add_argument("name", metavar="NAME", help=f"checkpoint folder name ({', '.join(KNOWN_MODELS)})")
+    q.add_argument("--hub-repo", required=True, metavar="REPO_ID")
+    q.add_argument("--private", action="store_true", help="create the repo as private")
+    q.add_argument("--folder", default=None, help="push this folder instead of checkpoints/NAME/")
+    q.add_argument("--message", default=None, help="commit message")
+    q.set_defaults(func=_cmd_push)

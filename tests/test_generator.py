@@ -1,0 +1,238 @@
+"""Poster generator: service behaviour, argument checks, checkpoints, CLI, metrics and resumable training.
+
+Everything runs on tiny randomly initialised networks (no trained checkpoint, no network access); the
+training test uses a few real posters from $POSTER_STUDIO_DATA or ../shared/data/posters (skipped if absent).
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from poster_studio import cli, hub
+from poster_studio.data import default_data_dir
+from poster_studio.errors import CheckpointError, InvalidArgumentError
+from poster_studio.gan_metrics import fid, kid, mean_pairwise_distance
+from poster_studio.generator import CGANSeed, DCGANSeed, PosterGAN, PosterGenerator, diff_augment
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(channels=(32, 24, 16, 8, 8, 4), embed_dim=16, z_dim=32,
+            genre_prior={"Comedy": 0.5, "Drama|Romance": 0.3, "Horror_Thriller": 0.2})
+
+
+def arr(img) -> np.ndarray:
+    return np.asarray(img, dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    net = PosterGAN(**TINY)
+    # make the conditional BatchNorm gains non-trivial, as after training
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if ".gain." in name or ".bias.weight" in name:
+                p.normal_(0, 0.3)
+    folder = tmp_path_factory.mktemp("ckpt") / "generator"
+    hub.save_checkpoint(net, folder, description="tiny test generator", metrics={"kid": 0.0})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def gen(ckpt) -> PosterGenerator:
+    return PosterGenerator.load(directory=ckpt)
+
+
+def test_native_and_upscaled_sizes(gen):
+    assert gen.native_size == (128, 192)
+    native = gen.generate(["Comedy"], n=2, seed=1)
+    assert len(native) == 2 and all(im.size == (128, 192) and im.mode == "RGB" for im in native)
+    up = gen.generate(["Comedy"], n=1, seed=1, size="400x600")
+    assert up[0].size == (400, 600)
+
+
+def test_same_arguments_identical_different_seeds_differ(gen):
+    a = gen.generate(["Drama"], n=3, seed=7, truncation=0.8)
+    b = gen.generate(["Drama"], n=3, seed=7, truncation=0.8)
+    assert all(np.array_equal(arr(x), arr(y)) for x, y in zip(a, b))
+    c = gen.generate(["Drama"], n=3, seed=8, truncation=0.8)
+    assert all(np.abs(arr(x) - arr(y)).mean() > 1.0 for x, y in zip(a, c))
+    # the posters within one call differ too (no collapse to one z)
+    assert np.abs(arr(a[0]) - arr(a[1])).mean() > 1.0
+
+
+def test_conditioning_and_multi_hot(gen):
+    comedy = gen.generate(["Comedy"], n=1, seed=3)[0]
+    horror = gen.generate(["horror"], n=1, seed=3)[0]  # alias of Horror_Thriller
+    both = gen.generate(["Comedy", "Romance"], n=1, seed=3)[0]
+    assert np.abs(arr(comedy) - arr(horror)).mean() > 0.5
+    assert np.abs(arr(comedy) - arr(both)).mean() > 0.5
+    # genre order and duplicates do not matter
+    again = gen.generate(["Romance", "comedy", "Comedy"], n=1, seed=3)[0]
+    assert np.array_equal(arr(both), arr(again))
+
+
+def test_any_genre_is_seeded_and_uses_the_prior(gen):
+    a = gen.generate([], n=4, seed=5)
+    b = gen.generate([], n=4, seed=5)
+    assert all(np.array_equal(arr(x), arr(y)) for x, y in zip(a, b))
+    cond = gen._conditions([], 2000, torch.Generator().manual_seed(0))
+    comedy_only = (cond[:, 2] == 1) & (cond.sum(1) == 1)
+    assert 0.4 < comedy_only.float().mean() < 0.6  # prior: Comedy 0.5
+
+
+def test_truncation_changes_output(gen):
+    a = gen.generate(["Comedy"], n=1, seed=2, truncation=1.0)[0]
+    b = gen.generate(["Comedy"], n=1, seed=2, truncation=0.3)[0]
+    assert np.abs(arr(a) - arr(b)).mean() > 0.5
+
+
+def test_morph(gen):
+    strip = gen.morph(["Comedy"], ["Horror_Thriller"], seed_a=1, seed_b=2, steps=5)
+    assert len(strip) == 5 and strip[0].size == (128, 192)
+    start = gen.generate(["Comedy"], n=1, seed=1)[0]
+    end = gen.generate(["Horror_Thriller"], n=1, seed=2)[0]
+    assert np.abs(arr(strip[0]) - arr(start)).max() <= 2
+    assert np.abs(arr(strip[-1]) - arr(end)).max() <= 2
+    assert gen.morph([], ["Drama"], steps=2, size="400x600")[1].size == (400, 600)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(n=0), dict(n=17), dict(n=float("nan")), dict(n=2.5), dict(n="many"), dict(n=True),
+    dict(seed=-1), dict(seed=1.5), dict(seed=float("nan")), dict(seed=None),
+    dict(truncation=0), dict(truncation=-0.5), dict(truncation=1.5), dict(truncation=float("nan")),
+    dict(truncation="x"), dict(size="300x300"), dict(size=None), dict(genres=["Western"]), dict(genres=[""]),
+])
+def test_bad_arguments_raise_one_line_errors(gen, kwargs):
+    args = dict(genres=["Comedy"], n=1, seed=0, truncation=0.7, size="native")
+    args.update(kwargs)
+    with pytest.raises(InvalidArgumentError) as info:
+        gen.generate(**args)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+
+
+def test_bad_morph_arguments(gen):
+    for kwargs in (dict(steps=1), dict(steps=33), dict(seed_a=-2), dict(genres_b=["Musical"]), dict(size="big")):
+        with pytest.raises(InvalidArgumentError):
+            gen.morph(**{"genres_a": ["Comedy"], "genres_b": ["Drama"], **kwargs})
+
+
+def test_checkpoint_round_trip_and_errors(ckpt, gen, tmp_path, monkeypatch):
+    # default location: $POSTER_STUDIO_CHECKPOINTS/generator
+    monkeypatch.setenv(hub.CHECKPOINTS_ENV, str(ckpt.parent))
+    monkeypatch.delenv(hub.HUB_REPO_ENV, raising=False)
+    loaded = PosterGenerator.load()
+    x = loaded.generate(["Comedy"], n=2, seed=4)
+    y = gen.generate(["Comedy"], n=2, seed=4)
+    assert all(np.array_equal(arr(a), arr(b)) for a, b in zip(x, y))
+    assert loaded.net.genre_prior == TINY["genre_prior"]
+    # missing
+    monkeypatch.setenv(hub.CHECKPOINTS_ENV, str(tmp_path))
+    with pytest.raises(CheckpointError, match="generator"):
+        PosterGenerator.load()
+    # truncated weights
+    bad = tmp_path / "generator"
+    bad.mkdir()
+    (bad / "config.json").write_text((ckpt / "config.json").read_text())
+    (bad / "model.safetensors").write_bytes((ckpt / "model.safetensors").read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        PosterGenerator.load()
+    # unknown arch
+    (bad / "config.json").write_text('{"arch": "stylegan9"}')
+    with pytest.raises(CheckpointError, match="arch"):
+        PosterGenerator.load()
+
+
+def test_seed_architectures_save_and_load(tmp_path):
+    for cls, size in ((DCGANSeed, (64, 64)), (CGANSeed, (64, 128))):
+        folder = tmp_path / cls.arch
+        hub.save_checkpoint(cls(), folder)
+        g = PosterGenerator.load(directory=folder)
+        assert g.arch == cls.arch and g.native_size == size
+        ims = g.generate(["Animation"], n=2, seed=0, size="400x600")
+        assert [im.size for im in ims] == [(400, 600)] * 2
+
+
+def test_cli_writes_n_pngs(ckpt, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = cli.main(["generate", "--genres", "Comedy", "Romance", "--n", "3", "--seed", "9", "--size", "400x600",
+                   "--out", str(out), "--checkpoint", str(ckpt)])
+    assert rc == 0
+    files = sorted(out.glob("*.png"))
+    assert len(files) == 3
+    from PIL import Image
+
+    assert Image.open(files[0]).size == (400, 600)
+    rc = cli.main(["generate", "--n", "0", "--out", str(out), "--checkpoint", str(ckpt)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error:") and "\n" not in err
+
+
+def test_cli_unknown_genre_exits_nonzero_with_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "poster_studio", "generate", "--genres", "Westernn", "--n", "2",
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and "Westernn" in lines[0] and "Comedy" in lines[0]
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_diff_augment_shapes_and_differentiable():
+    x = torch.randn(3, 3, 24, 16, requires_grad=True)
+    y = diff_augment(x, "color,translation,cutout", torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert torch.equal(diff_augment(x, ""), x)
+
+
+def test_metrics_behave():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200, 32)), rng.normal(size=(200, 32))
+    shifted = rng.normal(loc=1.0, size=(200, 32))
+    k_same, _ = kid(a, b, subsets=10)
+    k_diff, _ = kid(shifted, b, subsets=10)
+    assert abs(k_same) < 0.05 and k_diff > 10 * abs(k_same) + 0.05
+    assert fid(a, b) < fid(shifted, b)
+    collapsed = np.repeat(a[:1], 50, 0) + rng.normal(scale=0.01, size=(50, 32))
+    assert mean_pairwise_distance(collapsed) / mean_pairwise_distance(b) < 0.1
+    assert 0.9 < mean_pairwise_distance(a) / mean_pairwise_distance(b) < 1.1
+
+
+def _train_module():
+    spec = importlib.util.spec_from_file_location("train_gan", ROOT / "train" / "train_gan.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_training_resumes_after_interruption(tmp_path, capsys):
+    data = default_data_dir()
+    if not (data / "labels.csv").is_file():
+        pytest.skip(f"poster data not found at {data}")
+    train = _train_module()
+    argv = ["--data", str(data), "--arch", "ours", "--max-images", "8", "--batch", "4", "--width-scale", "0.125",
+            "--max-steps", "5", "--save-every", "2", "--sample-every", "4", "--checkpoint-every", "100",
+            "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"), "--no-tqdm"]
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv + ["--crash-at-step", "3"])  # killed after step 3; last save at step 2
+    from poster_studio.training import load_state
+
+    assert int(load_state(tmp_path / "run" / "state.safetensors")["step"]) == 2
+    capsys.readouterr()
+    info = train.main(argv)  # the same command again
+    assert "resumed from step 2" in capsys.readouterr().out
+    assert info["step"] == 5
+    st = load_state(tmp_path / "run" / "state.safetensors")
+    assert int(st["step"]) == 5 and len(st["history"]["d_loss"]) == 5
+    assert all(math.isfinite(v) for v in st["history"]["d_loss"])
+    for f in ("samples_latest.png", "loss.png", "checkpoint/model.safetensors", "checkpoint/README.md"):
+        assert (tmp_path / "run" / f).is_file(), f
+    g = PosterGenerator.load(directory=tmp_path / "run" / "checkpoint")
+    assert g.generate(["Documentary"], n=1, seed=0)[0].size == (128, 192)

@@ -1,0 +1,418 @@
+"""Train the poster GAN (ours) or one of the seed baselines on the CPU, resumably.
+
+  python train/train_gan.py --data /work/shared/data/posters --arch ours --minutes 20 --out runs/gan-ours
+
+Archs (networks in poster_studio/generator.py):
+  ours        PosterGAN 128x192 (W x H) + PosterCritic: projection discriminator, spectral norm, hinge loss,
+              conditional BatchNorm on the genre embedding, DiffAugment, EMA generator (shipped).
+  dcgan-seed  PyTorch tutorial DCGAN 64x64, BCE, Adam(2e-4, 0.5), unconditional (centre square of the poster).
+  cgan-seed   the seed's conditional DCGAN 64x128 (W x H), z 100 + genre vector, BCE (centre 1:2 crop).
+
+All archs see the same data: the training posters, preloaded once as a uint8 tensor cache at 128x192
+(cache/gan/*.safetensors, built on the first run) so no step decodes a JPEG, drawn with genre-balanced
+weights (mean inverse genre frequency, as data.PosterDataset.balanced_sampler), random horizontal flips.
+
+Resumable: the full state (G, D, EMA, both Adam states, step, wall-clock used, loss history, RNG) is saved
+atomically as safetensors (poster_studio.training.save_state, no pickle) to <out>/state.safetensors every
+--save-every steps; kill the run and rerun the same command to continue where it was saved. --minutes is
+the total training wall clock across resumes. Sample grids (one row per genre, fixed z) and a loss plot
+are written to <out>/ every --sample-every steps; the checkpoint (hub.save_checkpoint) to
+<out>/checkpoint every --checkpoint-every steps and at the end.
+
+  python train/train_gan.py --arch ours --out runs/gan-ours --export checkpoints/generator \
+      --metrics runs/eval/ours.json runs/eval/dcgan-seed.json runs/eval/cgan-seed.json [--extra-metrics bench.json]
+re-exports the trained generator (EMA weights for ours) with a model card holding the metrics: the first
+evaluate-generator JSON is this model's, the others are baselines shown side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from poster_studio import genres as G  # noqa: E402
+from poster_studio import hub  # noqa: E402
+from poster_studio.data import default_data_dir, fit_poster, read_labels  # noqa: E402
+from poster_studio.generator import ARCHS, diff_augment, genre_prior_from_records  # noqa: E402
+from poster_studio.images import load_image  # noqa: E402
+from poster_studio.training import load_state, save_state  # noqa: E402
+
+CACHE_W, CACHE_H = 128, 192
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(default_data_dir()), help="poster folder (images/, labels.csv)")
+    p.add_argument("--arch", choices=sorted(ARCHS), default="ours")
+    p.add_argument("--out", default=None, help="run folder (default runs/gan-<arch>)")
+    p.add_argument("--cache", default=str(ROOT / "cache" / "gan"))
+    p.add_argument("--split", default="train")
+    p.add_argument("--max-images", type=int, default=None, help="use only the first N posters (tests)")
+    p.add_argument("--minutes", type=float, default=None, help="total training wall clock (across resumes)")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr-g", type=float, default=2e-4)
+    p.add_argument("--lr-d", type=float, default=None, help="default: 4e-4 for ours (TTUR), 2e-4 for the seeds")
+    p.add_argument("--beta1", type=float, default=None, help="Adam beta1; default 0.0 for ours, 0.5 for the seeds")
+    p.add_argument("--diffaug", default="translation", help="DiffAugment policy for ours: color,translation,cutout ('' = off)")
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--width-scale", type=float, default=1.0, help="scale the channel widths of ours (tests: 0.25)")
+    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--sample-every", type=int, default=200)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-tqdm", action="store_true")
+    p.add_argument("--crash-at-step", type=int, default=None, help=argparse.SUPPRESS)  # tests: simulate a kill
+    p.add_argument("--export", default=None, help="only write the checkpoint from the saved state to this folder")
+    p.add_argument("--metrics", nargs="*", default=None,
+                   help="with --export: evaluate-generator JSON files (this model's first, then baselines)")
+    p.add_argument("--extra-metrics", nargs="*", default=None, help="with --export: more JSON (e.g. the benchmark)")
+    args = p.parse_args(argv)
+    if args.out is None:
+        args.out = str(ROOT / "runs" / f"gan-{args.arch}")
+    if args.lr_d is None:
+        args.lr_d = 4e-4 if args.arch == "ours" else 2e-4
+    if args.beta1 is None:
+        args.beta1 = 0.0 if args.arch == "ours" else 0.5
+    return args
+
+
+# ----------------------------------------------------------------------------------------------- data
+def build_cache(data: Path, cache_dir: Path, split: str, max_images: int | None, show: bool = True) -> dict:
+    """uint8 (N, 3, 192, 128) posters + (N, 7) multi-hot labels, built once and reused (safetensors)."""
+    records = [r for r in read_labels(data / "labels.csv") if r.split == split and r.genres]
+    if max_images:
+        records = records[:max_images]
+    tag = f"{split}_{len(records)}_{CACHE_W}x{CACHE_H}"
+    path = cache_dir / f"posters_{tag}.safetensors"
+    if path.is_file():
+        t = load_file(str(path))
+        return {"images": t["images"], "labels": t["labels"], "records": records}
+    images = torch.empty(len(records), 3, CACHE_H, CACHE_W, dtype=torch.uint8)
+    keep = []
+    for i, r in enumerate(tqdm(records, desc="caching posters", disable=not show, mininterval=5)):
+        try:
+            img = fit_poster(load_image(data / "images" / f"{r.id}.jpg"), CACHE_W, CACHE_H)
+        except Exception as exc:  # a broken JPEG is skipped, not fatal
+            print(f"skip {r.id}: {exc}", file=sys.stderr)
+            continue
+        images[len(keep)] = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+        keep.append(r)
+    images = images[: len(keep)].contiguous()
+    labels = torch.stack([G.encode(r.genres) for r in keep])
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({"images": images, "labels": labels}, str(tmp))
+    tmp.replace(path)
+    return {"images": images, "labels": labels, "records": keep}
+
+
+def sample_weights(labels: torch.Tensor) -> torch.Tensor:
+    """Genre-balanced sampling weights (same rule as data.PosterDataset.balanced_sampler)."""
+    inv = 1.0 / labels.mean(0).clamp_min(1e-6)
+    return (labels * inv).sum(1) / labels.sum(1).clamp_min(1)
+
+
+def real_batch(images_u8: torch.Tensor, arch: str, gen: torch.Generator) -> torch.Tensor:
+    """uint8 128x192 posters -> float [-1, 1] at the arch's training shape, random horizontal flip."""
+    x = images_u8.float() / 127.5 - 1.0
+    flip = torch.rand(x.shape[0], generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if arch == "dcgan-seed":  # tutorial: Resize(64) + CenterCrop(64) -> the centre square
+        top = (CACHE_H - CACHE_W) // 2
+        x = F.interpolate(x[:, :, top: top + CACHE_W], size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+    elif arch == "cgan-seed":  # 64x128 (W x H): centre 1:2 crop
+        w = CACHE_H // 2
+        left = (CACHE_W - w) // 2
+        x = F.interpolate(x[:, :, :, left: left + w], size=(128, 64), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+# ----------------------------------------------------------------------------------------------- models
+def make_models(arch: str, width_scale: float, prior: dict):
+    g_cls, d_cls = ARCHS[arch]
+    if arch == "ours":
+        chans = [max(4, int(round(c * width_scale))) for c in (256, 192, 128, 64, 32, 16)]
+        dchans = [max(4, int(round(c * width_scale))) for c in (32, 64, 128, 256, 256)]
+        return g_cls(channels=chans, genre_prior=prior), d_cls(channels=dchans)
+    if arch == "dcgan-seed":
+        ngf = max(4, int(round(64 * width_scale)))
+        return g_cls(ngf=ngf, genre_prior=prior), d_cls(ndf=ngf)
+    ngf = max(4, int(round(32 * width_scale)))
+    return g_cls(ngf=ngf, genre_prior=prior), d_cls(ndf=ngf)
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def fixed_grid_inputs(z_dim: int, cols: int = 8, seed: int = 1234):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(cols, z_dim, generator=g).repeat(G.NUM_GENRES, 1)
+    c = torch.eye(G.NUM_GENRES).repeat_interleave(cols, 0)
+    return z, c
+
+
+@torch.no_grad()
+def save_samples(net, path: Path, cols: int = 8) -> None:
+    from torchvision.utils import make_grid, save_image
+
+    was = net.training
+    net.eval()
+    z, c = fixed_grid_inputs(net.z_dim, cols)
+    x = net(z * 0.8, c)
+    net.train(was)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(make_grid((x + 1) / 2, nrow=cols, padding=2), str(path))
+
+
+def save_loss_plot(history: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = history.get("step", [])
+    if not steps:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for k in ("d_loss", "g_loss"):
+        v = torch.tensor(history[k])
+        k_s = max(1, len(v) // 50)
+        sm = torch.nn.functional.avg_pool1d(v[None, None], k_s, 1, 0)[0, 0] if len(v) >= k_s else v
+        ax.plot(steps[: len(sm)], sm.tolist(), label=k)
+    ax.set_xlabel("step")
+    ax.set_title("GAN losses (moving average)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+ARCH_NOTES = {
+    "ours": "Lightweight conditional GAN at 128x192 (W x H): generator z(128) + genre embedding -> 4x6 -> five "
+            "nearest-upsample + 3x3 conv blocks with conditional BatchNorm (gain/bias from [z, genre embedding]), "
+            "tanh; projection discriminator with spectral norm (strided 4x4 convs, sum pooling), hinge loss, "
+            "DiffAugment on real and fake, EMA of the generator weights (the EMA copy is shipped). "
+            "Chosen over FastGAN/StyleGAN2-ADA because only a few CPU-minutes were available: a small "
+            "DCGAN-shaped net with these tricks converges in hundreds of steps, the heavy ones need days.",
+    "dcgan-seed": "Seed baseline: PyTorch tutorial DCGAN, 64x64, BCE, Adam(2e-4, beta1 0.5), unconditional.",
+    "cgan-seed": "Seed baseline: conditional DCGAN, 64x128 (W x H), input z(100) + genre vector, BCE, Adam(2e-4, 0.5).",
+}
+
+
+def summarize_metrics(eval_files: list[str], extra_files: list[str] | None = None) -> dict:
+    """Flat table for the model card: headline figures per arch (first file = the shipped model), then the
+    full per-genre results of every evaluation."""
+    evals = [json.loads(Path(f).read_text()) for f in eval_files]
+    out: dict = {}
+    keys = ("mean_kid", "mean_fid", "mean_cond_acc", "mean_diversity_ratio", "pooled_kid", "pooled_fid")
+    for ev in evals:
+        arch = ev.get("arch", "?")
+        for k in keys:
+            if k in ev["overall"]:
+                out[f"{arch}/{k}"] = round(float(ev["overall"][k]), 5)
+        out[f"{arch}/kid_per_genre"] = {g: round(r["kid"], 5) for g, r in ev["per_genre"].items() if "kid" in r}
+        if all("cond_acc" in r for r in ev["per_genre"].values()):
+            out[f"{arch}/cond_acc_per_genre"] = {g: round(r["cond_acc"], 3) for g, r in ev["per_genre"].items()}
+        if ev.get("note"):
+            out[f"{arch}/note"] = ev["note"]
+    first = evals[0]
+    base = [ev for ev in evals[1:] if "mean_kid" in ev["overall"]]
+    if base and "mean_kid" in first["overall"]:
+        best = min(ev["overall"]["mean_kid"] for ev in base)
+        out["kid_improvement_vs_best_seed"] = round(best / max(first["overall"]["mean_kid"], 1e-12), 3)
+    for f in extra_files or []:
+        out[Path(f).stem] = json.loads(Path(f).read_text())
+    out["evaluation"] = {
+        "command": "python -m poster_studio evaluate-generator --checkpoint <ckpt> --images <dir> --labels "
+                   "<data>/labels.csv --split val --n-per-genre N",
+        "n_per_genre": first["per_genre"][next(iter(first["per_genre"]))].get("n_generated"),
+        "truncation": first.get("truncation"), "feature_extractor": first.get("feature_extractor"),
+        "split": first.get("split")}
+    return out
+
+
+def full_results(eval_files: list[str]) -> dict:
+    evals = [json.loads(Path(f).read_text()) for f in eval_files]
+    return {ev.get("arch", f"eval{i}"): ev for i, ev in enumerate(evals)}
+
+
+def write_checkpoint(net, out_dir: Path, args, state_info: dict, metrics: dict | None = None,
+                     evaluation: dict | None = None) -> None:
+    n = state_info.get("images", "?")
+    data = (f"{n} training posters (split `{args.split}` of the shared poster set, 182x268 JPEGs, 7 multi-label "
+            f"genres), centre-fitted to 2:3 and resized to 128x192; genre-balanced sampling, horizontal flips.")
+    training = (f"`python train/train_gan.py --arch {args.arch} --minutes {args.minutes} --batch {args.batch}` on a "
+                f"shared 2-core CPU (1 thread): {state_info.get('step', 0)} steps in "
+                f"{state_info.get('elapsed', 0) / 60:.1f} min. Adam lr G {args.lr_g}, D {args.lr_d}, beta1 {args.beta1}. "
+                + ("Hinge loss, DiffAugment '" + args.diffaug + f"', EMA {args.ema}." if args.arch == "ours" else "BCE."))
+    desc = ARCH_NOTES[args.arch] + (
+        "\n\nServed at 400x600 by Lanczos resampling of the native output (no learned upscaler shipped: none was "
+        "trained within the compute budget). Empty genre list = each poster's genre set drawn from the training "
+        "label distribution (`genre_prior` in config.json). Truncation multiplies z by psi in (0, 1].")
+    if metrics:
+        desc += ("\n\nMetrics: `python -m poster_studio evaluate-generator` (EfficientNet-Lite0 pooled features; KID and "
+                 "FID against the val posters of each genre, averaged over the 7 single-genre requests; conditional "
+                 "accuracy = share whose top-1 genre by the project classifier is the requested one; diversity = "
+                 "mean pairwise feature distance of generated / of real posters). Same data, same 2-core CPU and "
+                 "the same wall clock for every arch:\n\n| arch | KID | FID | cond. acc. | diversity |\n|---|---|---|---|---|\n")
+        archs = sorted({k.split("/")[0] for k in metrics if "/" in k}, key=lambda a: (a != args.arch, a))
+        for a in archs:
+            cells = [metrics.get(f"{a}/mean_{k}") for k in ("kid", "fid", "cond_acc", "diversity_ratio")]
+            desc += f"| {a} | " + " | ".join("n/a" if v is None else f"{v:.4g}" for v in cells) + " |\n"
+    extra = {}
+    grid = Path(args.out) / "samples_latest.png"
+    if grid.is_file() and grid.stat().st_size < 5_000_000:
+        desc += ("\n\n![samples](samples.png)\n\nSamples (`samples.png`): one row per genre (" + ", ".join(G.GENRES) + "), the same 8 z per column, truncation 0.8.\n")
+        extra["samples.png"] = lambda p: shutil.copyfile(grid, p)
+    if evaluation:
+        desc += "\nFull per-genre results of every evaluated arch: `evaluation.json`."
+        extra["evaluation.json"] = lambda p: Path(p).write_text(json.dumps(evaluation, indent=2))
+    hub.save_checkpoint(net, out_dir, description=desc, data=data, training=training, metrics=metrics or {},
+                        extra_files=extra)
+
+
+# ----------------------------------------------------------------------------------------------- training
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "state.safetensors"
+    show = not args.no_tqdm
+
+    cache = build_cache(Path(args.data), Path(args.cache), args.split, args.max_images, show)
+    images, labels = cache["images"], cache["labels"]
+    prior = genre_prior_from_records(cache["records"])
+    torch.manual_seed(args.seed)
+    G_net, D_net = make_models(args.arch, args.width_scale, prior)
+    G_ema = copy.deepcopy(G_net).eval().requires_grad_(False)
+    betas = (args.beta1, 0.99) if args.arch == "ours" else (args.beta1, 0.999)
+    opt_g = torch.optim.Adam(G_net.parameters(), lr=args.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(D_net.parameters(), lr=args.lr_d, betas=betas)
+    history = {"step": [], "d_loss": [], "g_loss": []}
+    step, elapsed = 0, 0.0
+    gen = torch.Generator().manual_seed(args.seed)
+
+    if state_path.is_file():
+        st = load_state(state_path)
+        if st.get("arch") != args.arch:
+            raise SystemExit(f"{state_path} belongs to arch {st.get('arch')!r}, not {args.arch!r}: use another --out.")
+        G_net.load_state_dict(st["G"]), D_net.load_state_dict(st["D"]), G_ema.load_state_dict(st["G_ema"])
+        opt_g.load_state_dict(st["opt_g"]), opt_d.load_state_dict(st["opt_d"])
+        step, elapsed = int(st["step"]), float(st["elapsed"])
+        history = {k: list(v) for k, v in st["history"].items()}
+        gen.set_state(st["rng"])
+        print(f"resumed from step {step} ({elapsed / 60:.1f} min used)", flush=True)
+
+    train_args = {k: getattr(args, k) for k in ("minutes", "batch", "lr_g", "lr_d", "beta1", "diffaug", "ema", "split")}
+    if state_path.is_file() and args.export:
+        for k, v in json.loads(st.get("train_args", "{}")).items():
+            setattr(args, k, v)  # describe the run as it was trained
+    shipped = G_ema if args.arch == "ours" else G_net
+    info = lambda: {"step": step, "elapsed": elapsed, "images": len(images)}  # noqa: E731
+    if args.export:
+        metrics = summarize_metrics(args.metrics, args.extra_metrics) if args.metrics else None
+        write_checkpoint(shipped, Path(args.export), args, info(), metrics,
+                         full_results(args.metrics) if args.metrics else None)
+        print(f"exported {args.arch} (step {step}) to {args.export}")
+        return info()
+
+    def save() -> None:
+        save_state(state_path, {
+            "arch": args.arch, "G": G_net.state_dict(), "D": D_net.state_dict(), "G_ema": G_ema.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step, "elapsed": elapsed,
+            "history": history, "rng": gen.get_state(), "train_args": json.dumps(train_args)})
+
+    weights = sample_weights(labels)
+    budget = args.minutes * 60 if args.minutes else float("inf")
+    max_steps = args.max_steps or 10**9
+    bar = tqdm(total=None if max_steps == 10**9 else max_steps, initial=step, disable=not show, mininterval=10,
+               desc=args.arch)
+    G_net.train(), D_net.train()
+    aug = args.diffaug if args.arch == "ours" else ""
+    t_last = time.time()
+    while step < max_steps and elapsed < budget:
+        idx = torch.multinomial(weights, args.batch, replacement=True, generator=gen)
+        real = real_batch(images[idx], args.arch, gen)
+        c = labels[idx]
+        z = torch.randn(args.batch, G_net.z_dim, generator=gen)
+        fake = G_net(z, c)
+
+        # discriminator step
+        d_real = D_net(diff_augment(real, aug, gen), c)
+        d_fake = D_net(diff_augment(fake.detach(), aug, gen), c)
+        if args.arch == "ours":
+            d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        else:
+            d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        # generator step (same fakes)
+        g_out = D_net(diff_augment(fake, aug, gen), c)
+        g_loss = -g_out.mean() if args.arch == "ours" else F.binary_cross_entropy_with_logits(g_out, torch.ones_like(g_out))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        if args.arch == "ours":
+            ema_update(G_ema, G_net, min(args.ema, (1 + step) / (10 + step)))
+
+        step += 1
+        now = time.time()
+        elapsed += now - t_last
+        t_last = now
+        history["step"].append(step)
+        history["d_loss"].append(d_loss.item())
+        history["g_loss"].append(g_loss.item())
+        bar.update(1)
+        bar.set_postfix(d=f"{history['d_loss'][-1]:.3f}", g=f"{history['g_loss'][-1]:.3f}", min=f"{elapsed / 60:.1f}", refresh=False)
+        if args.crash_at_step is not None and step >= args.crash_at_step:
+            raise KeyboardInterrupt(f"simulated kill at step {step}")
+        if step % args.save_every == 0:
+            save()
+        if step % args.sample_every == 0:
+            save_samples(shipped, out / "samples" / f"step_{step:06d}.png")
+            save_samples(shipped, out / "samples_latest.png")
+            save_loss_plot(history, out / "loss.png")
+        if step % args.checkpoint_every == 0:
+            write_checkpoint(shipped, out / "checkpoint", args, info())
+    bar.close()
+    save()
+    save_samples(shipped, out / "samples_latest.png")
+    save_samples(shipped, out / "samples" / f"step_{step:06d}.png")
+    save_loss_plot(history, out / "loss.png")
+    write_checkpoint(shipped, out / "checkpoint", args, info())
+    print(json.dumps({"arch": args.arch, "step": step, "minutes": round(elapsed / 60, 2), "out": str(out)}), flush=True)
+    return info()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        sys.exit(130)
