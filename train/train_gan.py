@@ -1,6 +1,6 @@
 """Train the poster GAN (ours) or one of the seed baselines on the CPU, resumably.
 
-  python train/train_gan.py --data /work/shared/data/posters --arch ours --minutes 20 --out runs/gan-ours
+  python train/train_gan.py --data ../shared/data/posters --arch ours --minutes 20 --out runs/gan-ours
 
 Archs (networks in poster_studio/generator.py):
   ours        PosterGAN 128x192 (W x H) + PosterCritic: projection discriminator, spectral norm, hinge loss,
