@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -99,7 +100,8 @@ def fit_poster(img: Image.Image, width: int, height: int) -> Image.Image:
 class PosterDataset(Dataset):
     """Posters of one split: `images_dir/<id>.jpg` with labels from `labels_csv`.
 
-    Items are (image, multi-hot target) with image transformed by `transform` (default: the PIL image)."""
+    Items are (image, multi-hot target) with image transformed by `transform` (default: the PIL image).
+    `limit`: a seeded random sample of that many posters (the same ones every time)."""
 
     def __init__(self, images_dir: str | os.PathLike, labels_csv: str | os.PathLike | None = None,
                  split: Optional[str | Sequence[str]] = None, transform: Optional[Callable] = None,
@@ -112,8 +114,10 @@ class PosterDataset(Dataset):
             splits = {split} if isinstance(split, str) else set(split)
             records = [r for r in records if r.split in splits]
         records = [r for r in records if r.genres]
-        if limit is not None:
-            records = records[:limit]
+        if limit is not None and limit < len(records):
+            # A seeded random sample (in file order): the CSV is grouped by genre, so its first N rows are not.
+            keep = sorted(random.Random(0).sample(range(len(records)), max(0, int(limit))))
+            records = [records[i] for i in keep]
         if not records:
             raise InvalidArgumentError(f"No labelled posters for split {split!r} in {labels_csv}.")
         self.records = records

@@ -565,9 +565,11 @@ class GenreTransfer:
                  strength: float = 1.0, preserve_color: bool = False, size=(384, 576),
                  style_images: Optional[Sequence[ImageInput]] = None, steps: Optional[int] = None,
                  progress: Progress = None, cancel: Optional[threading.Event] = None,
-                 style_weights: Optional[Sequence[float]] = None, color_match: Optional[bool] = None) -> Image.Image:
+                 style_weights: Optional[Sequence[float]] = None, color_match: Optional[bool] = None,
+                 style: Optional[GenreStyle] = None) -> Image.Image:
         """See the module docstring. `color_match` (default: on for the fast engine) gives the result the
-        exemplars' pixel colour mean/covariance (blended by `strength`); `preserve_color` overrides it."""
+        exemplars' pixel colour mean/covariance (blended by `strength`); `preserve_color` overrides it.
+        `style`: precomputed statistics (e.g. from style_from_images) used instead of the genre's."""
         if engine not in ENGINES:
             raise InvalidArgumentError(f"Unknown engine {engine!r}: choose fast or quality.")
         strength = _check_number("Strength", strength, 0.0, 1.0)
@@ -580,7 +582,7 @@ class GenreTransfer:
         if len(style_images) > MAX_STYLE_IMAGES:
             raise InvalidArgumentError(f"At most {MAX_STYLE_IMAGES} style images, got {len(style_images)}.")
         g = G.parse_genre(genre) if genre not in (None, "") else None
-        if g is None and not style_images:
+        if g is None and not style_images and style is None:
             raise InvalidArgumentError("Choose a genre or upload style images.")
         img = fit_poster(load_image(content), w, h)
         x = to_tensor(img)
@@ -589,7 +591,9 @@ class GenreTransfer:
                 progress(1.0, img)
             return img
         with self._lock, torch.inference_mode(mode=False):
-            if style_images:
+            if style is not None:
+                pass
+            elif style_images:
                 style = self.style_from_images(style_images, style_weights, grams=engine == "quality")
             else:
                 if self.bank is None:
@@ -640,14 +644,14 @@ def ssim(a: Image.Image, b: Image.Image) -> float:
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
-def val_posters(n: int, data_dir: Optional[str | os.PathLike] = None) -> list[Path]:
-    """`n` validation posters spread over the genres (round robin over each poster's first genre, by id)."""
+def val_posters(n: int, data_dir: Optional[str | os.PathLike] = None, split: str = "val") -> list[Path]:
+    """`n` posters of `split` spread over the genres (round robin over each poster's first genre, by id)."""
     from .data import default_data_dir, read_labels
 
     data = Path(data_dir) if data_dir else default_data_dir()
     by_genre: dict[str, list] = {g: [] for g in G.GENRES}
     for r in sorted(read_labels(data / "labels.csv"), key=lambda r: r.id):
-        if r.split == "val" and r.genres and (data / "images" / f"{r.id}.jpg").exists():
+        if r.split == split and r.genres and (data / "images" / f"{r.id}.jpg").exists():
             by_genre[r.genres[0]].append(data / "images" / f"{r.id}.jpg")
     out: list[Path] = []
     i = 0

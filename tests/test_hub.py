@@ -322,3 +322,25 @@ def test_push_without_checkpoint_is_a_clear_cli_error(tmp_path):
     env = dict(os.environ, POSTER_STUDIO_CHECKPOINTS=str(tmp_path), PYTHONPATH=str(ROOT))
     r = _run(["-m", "poster_studio", "push", "classifier", "--hub-repo", "me/x"], env)
     assert r.returncode == 2 and "Nothing to push" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_training_script_pushes_its_checkpoint_through_loopback_hub(tmp_path):
+    """`train/train_gan.py --push-to-hub` (every training script shares the flag) uploads the checkpoint it wrote,
+    model card included, through huggingface_hub's real client."""
+    from conftest import DATA_DIR
+
+    if not (DATA_DIR / "labels.csv").is_file():
+        pytest.skip(f"poster data not found at {DATA_DIR}")
+    with FakeHub() as fake:
+        env = dict(os.environ, HF_ENDPOINT=fake.url, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"),
+                   HF_TOKEN="hf_loopback_test_token", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1",
+                   PYTHONPATH=str(ROOT))
+        r = _run(["train/train_gan.py", "--data", str(DATA_DIR), "--max-images", "8", "--batch", "4",
+                  "--width-scale", "0.125", "--max-steps", "2", "--out", str(tmp_path / "run"),
+                  "--cache", str(tmp_path / "cache"), "--no-tqdm", "--push-to-hub", "tester/gan", "--private"], env)
+        assert r.returncode == 0, r.stderr[-2000:] + f"\nunknown requests: {fake.unknown}"
+        repo = fake.repos["tester/gan"]
+        assert repo["private"]
+        files = repo["commits"][repo["refs"]["main"]]
+        assert files["generator/model.safetensors"] == (tmp_path / "run" / "checkpoint" / "model.safetensors").read_bytes()
+        assert "generator/README.md" in files and "generator/config.json" in files

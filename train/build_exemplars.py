@@ -1,6 +1,7 @@
 """Pick each genre's exemplar posters with the classifier's embeddings index and ship their style statistics.
 
   python train/build_exemplars.py --data ../shared/data/posters [--method seed|topk|clusters] [--k 4] [--score prob|margin]
+  python train/build_exemplars.py --data ../shared/data/posters --method validated --pool 24 --k 4   # shipped
 
 Reads the index of checkpoints/classifier/ (index.safetensors + index.json, written by train_classifier.py),
 selects exemplars per genre (poster_studio.exemplars), opens those posters from --data (only here, at build
@@ -23,23 +24,51 @@ sys.path.insert(0, str(ROOT))
 from poster_studio import genres as G  # noqa: E402
 from poster_studio.backbones import VGG19Features  # noqa: E402
 from poster_studio.data import default_data_dir  # noqa: E402
-from poster_studio.exemplars import METHODS, SCORES, select_exemplars  # noqa: E402
+from poster_studio.exemplars import METHODS, SCORES, genre_scores, select_exemplars  # noqa: E402
 from poster_studio.images import load_image  # noqa: E402
 from poster_studio.transfer import (ENCODER_LAYER, GRAM_LAYERS, STAT_LAYERS, STYLE_SIZE, ExemplarBank,  # noqa: E402
                                     GenreStyle, blend_colors, blend_statistics, style_statistics)
 
 
+def validated_exemplars(index, images_dir: Path, genre: str, *, k: int, pool: int, tune_content: list,
+                        transfer, classifier, size=(192, 288)) -> tuple[list[int], list[float], list[dict]]:
+    """The "validated" method: the classifier judges the exemplars by what they do. Candidates are the `pool`
+    training posters with the highest genre margin; each one alone restyles the tuning content (training
+    posters, never the evaluation images) with the fast engine, and the classifier scores the results by the
+    genre's margin (its probability minus the best other genre's). The k+1 best candidates are kept, equal weights."""
+    gi = G.GENRES.index(genre)
+    cand = torch.argsort(genre_scores(torch.as_tensor(index.probs), genre, "margin"), descending=True)[:pool].tolist()
+    scored = []
+    for r in cand:
+        style = transfer.style_from_images([load_image(images_dir / f"{index.ids[r]}.jpg")], grams=False)
+        outs = [transfer.transfer(c, style=style, size=size) for c in tune_content]
+        p = torch.as_tensor(classifier.predict_proba(outs))
+        others = torch.cat([p[:, :gi], p[:, gi + 1:]], 1).max(1).values
+        scored.append((float((p[:, gi] - others).mean()), float((p.argmax(1) == gi).float().mean()), r))
+    scored.sort(reverse=True)
+    rows = [r for _, _, r in scored[: k + 1]]
+    report = [{"id": index.ids[r], "tune_margin": round(m, 4), "tune_hit_rate": round(h, 4)} for m, h, r in scored]
+    return rows, [1.0 / len(rows)] * len(rows), report
+
+
 def build_bank(index, images_dir: str | Path, *, method: str = "seed", k: int = 4, score: str = "prob",
                pool: int = 200, genres=G.GENRES, vgg: VGG19Features | None = None, seed: int = 0,
-               style_size: tuple[int, int] = STYLE_SIZE) -> ExemplarBank:
-    """`index`: anything with .ids .titles .years .embeddings .probs (classifier.EmbeddingIndex)."""
+               style_size: tuple[int, int] = STYLE_SIZE, tune_content: list | None = None,
+               transfer=None, classifier=None) -> ExemplarBank:
+    """`index`: anything with .ids .titles .years .embeddings .probs (classifier.EmbeddingIndex).
+    Method "validated" also needs `tune_content` (images), a `transfer` (GenreTransfer) and a `classifier`."""
     images_dir = Path(images_dir)
     vgg = vgg or VGG19Features(sorted(set(STAT_LAYERS) | set(GRAM_LAYERS)))
-    styles = {}
+    styles, validation = {}, {}
     for g in tqdm(list(genres), desc="genres"):
         g = G.parse_genre(g)
-        rows, weights = select_exemplars(torch.as_tensor(index.embeddings), torch.as_tensor(index.probs), g,
-                                         method=method, k=k, score=score, pool=pool, seed=seed)
+        if method == "validated":
+            rows, weights, validation[g] = validated_exemplars(index, images_dir, g, k=k, pool=pool,
+                                                               tune_content=tune_content, transfer=transfer,
+                                                               classifier=classifier)
+        else:
+            rows, weights = select_exemplars(torch.as_tensor(index.embeddings), torch.as_tensor(index.probs), g,
+                                             method=method, k=k, score=score, pool=pool, seed=seed)
         images = [load_image(images_dir / f"{index.ids[r]}.jpg") for r in rows]
         stats = style_statistics(images, vgg, grams=True, area=style_size[0] * style_size[1])
         mean, std, gr = blend_statistics(stats, weights)
@@ -51,6 +80,8 @@ def build_bank(index, images_dir: str | Path, *, method: str = "seed", k: int = 
     info = {"index": getattr(index, "source", "classifier"), "method": method, "k": k, "score": score, "pool": pool, "style_size": list(style_size),
             "stat_layers": list(STAT_LAYERS), "gram_layers": list(GRAM_LAYERS),
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if validation:
+        info["validation"] = {"tune_content": len(tune_content), "candidates": validation}
     return ExemplarBank(styles, info)
 
 
@@ -91,25 +122,43 @@ def main(argv=None) -> int:
     p.add_argument("--index", default=None, help="folder with index.safetensors/index.json (default checkpoints/classifier);"
                    " 'labels' = provisional index from labels.csv + a VGG style embedding (no classifier needed)")
     p.add_argument("--out", default=str(ROOT / "checkpoints" / "transfer"))
-    p.add_argument("--method", choices=METHODS, default="seed")
+    p.add_argument("--method", choices=METHODS + ("validated",), default="seed",
+                   help="seed | topk | clusters (from the index alone) | validated (candidates judged by the classifier "
+                        "on fast transfers of --tune-posters training posters; needs the decoder in --out)")
+    p.add_argument("--tune-posters", type=int, default=8, help="validated: training posters used as tuning content")
     p.add_argument("--k", type=int, default=4, help="neighbours / extra exemplars per genre (k+1 exemplars)")
     p.add_argument("--score", choices=SCORES, default="prob")
-    p.add_argument("--pool", type=int, default=200, help="confident posters clustered by --method clusters")
+    p.add_argument("--pool", type=int, default=200, help="confident posters clustered by --method clusters, or "
+                   "candidates judged by --method validated (use ~24)")
     p.add_argument("--style-size", default=f"{STYLE_SIZE[0]}x{STYLE_SIZE[1]}",
                    help="WxH (pixel count) at which exemplar statistics are computed")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                   help="upload --out (decoder, exemplar statistics, card) to this Hub repo under transfer/")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from poster_studio.classifier import load_index
 
     index = labels_index(args.data) if args.index == "labels" else load_index(args.index)
+    extra = {}
+    if args.method == "validated":
+        from poster_studio.classifier import Classifier
+        from poster_studio.transfer import GenreTransfer, val_posters
+
+        extra = dict(transfer=GenreTransfer.load(directory=args.out), classifier=Classifier.load(),
+                     tune_content=[load_image(f) for f in val_posters(args.tune_posters, args.data, split="train")])
     bank = build_bank(index, Path(args.data) / "images", method=args.method, k=args.k, score=args.score,
-                      pool=args.pool, style_size=tuple(int(v) for v in args.style_size.lower().split("x")))
+                      pool=args.pool, style_size=tuple(int(v) for v in args.style_size.lower().split("x")), **extra)
     bank.info["index"] = "labels (provisional)" if args.index == "labels" else str(args.index or "checkpoints/classifier")
     bank.save(args.out)
     for g, s in bank.styles.items():
         print(f"{g}: " + "; ".join(f"{e['title']} ({e['year']}) p={e['prob']}" for e in s.exemplars))
     print(f"wrote {Path(args.out) / 'exemplars.safetensors'}")
+    if args.push_to_hub:
+        from poster_studio import hub
+
+        print(hub.push("transfer", args.push_to_hub, private=args.private, folder=args.out))
     return 0
 
 

@@ -39,7 +39,11 @@ def cache_features(name: str, ds: PosterDataset, fn, cache_dir: Path, chunk: int
     """fn(batch of input tensors) -> features, over every poster of ds, cached in resumable chunks (fp16)."""
     folder = cache_dir / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "ids.json").write_text(json.dumps([r.id for r in ds.records]))
+    ids = [r.id for r in ds.records]
+    if (folder / "ids.json").is_file() and json.loads((folder / "ids.json").read_text()) != ids:
+        for f in folder.glob("chunk_*.safetensors"):  # cached for other posters: start over
+            f.unlink()
+    (folder / "ids.json").write_text(json.dumps(ids))
     parts = []
     n_chunks = math.ceil(len(ds) / chunk)
     for c in tqdm(range(n_chunks), desc=f"caching {name}", unit="chunk"):
@@ -66,9 +70,12 @@ class _CachedMaps:
     def __init__(self, folder: Path, ds: PosterDataset):
         self.records, self.targets = ds.records, ds.targets
         ids = json.loads((folder / "ids.json").read_text())
-        if ids[: len(ds.records)] != [r.id for r in ds.records]:
-            raise SystemExit(f"{folder} was cached for other posters; delete it or pass matching limits")
-        self.x = torch.cat([load_file(str(f))["x"] for f in sorted(folder.glob("chunk_*.safetensors"))])
+        row = {pid: i for i, pid in enumerate(ids)}
+        missing = [r.id for r in ds.records if r.id not in row]
+        if missing:
+            raise SystemExit(f"{folder} was cached for other posters (e.g. {missing[0]} is not in it); delete it")
+        x = torch.cat([load_file(str(f))["x"] for f in sorted(folder.glob("chunk_*.safetensors"))])
+        self.x = x[torch.tensor([row[r.id] for r in ds.records])]
 
     def __len__(self):
         return len(self.records)
@@ -95,6 +102,16 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def uniform_soup(state_dicts: list[dict]) -> dict:
+    """Average the weights of fine-tuned runs from the same initialisation (a uniform "model soup", Wortsman et
+    al. 2022): one model, no extra inference cost, usually better than each ingredient."""
+    first = state_dicts[0]
+    if any(set(sd) != set(first) for sd in state_dicts):
+        raise SystemExit("--soup runs must have the same architecture (same --split-block)")
+    return {k: torch.stack([sd[k].float() for sd in state_dicts]).mean(0).to(v.dtype) if v.is_floating_point() else v
+            for k, v in first.items()}
 
 
 def cross_tuned(probs: np.ndarray, y: np.ndarray) -> dict:
@@ -160,8 +177,8 @@ def run(args) -> dict:
         head = lambda f: model.head_from_map(model.trunk(f.float()))  # noqa: E731
         epochs, batch = args.epochs, args.batch
 
-    train_x = cache_features(f"{tag}_train{'_' + str(args.train_limit) if args.train_limit else ''}", train_ds, extract, cache)
-    val_x = cache_features(f"{tag}_val{'_' + str(args.val_limit) if args.val_limit else ''}", val_ds, extract, cache)
+    train_x = cache_features(f"{tag}_train{'_sample' + str(args.train_limit) if args.train_limit else ''}", train_ds, extract, cache)
+    val_x = cache_features(f"{tag}_val{'_sample' + str(args.val_limit) if args.val_limit else ''}", val_ds, extract, cache)
     train_y, val_y = train_ds.targets, val_ds.targets
 
     freq = train_y.mean(0).clamp(0.01, 0.99)
@@ -198,6 +215,7 @@ def run(args) -> dict:
         if not seed:
             model.backbone.conv_stem.eval(), model.backbone.bn1.eval()
         perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(epoch))
+        mix_rng = np.random.default_rng(1000 + epoch)
         run_loss, t0 = 0.0, time.time()
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="step")
         for s in bar:
@@ -206,8 +224,13 @@ def run(args) -> dict:
             if not seed:  # horizontal flip of the cached maps == flipping the posters (up to padding)
                 flip = torch.rand(len(f), generator=gen) < 0.5
                 f[flip] = f[flip].flip(-1)
+            yb = train_y[idx]
+            if args.mixup > 0 and not seed:  # mixup of the cached maps and their multi-hot targets
+                lam = float(mix_rng.beta(args.mixup, args.mixup))
+                j = torch.from_numpy(mix_rng.permutation(len(f)))
+                f, yb = lam * f + (1 - lam) * f[j], lam * yb + (1 - lam) * yb[j]
             logits, _ = head(f)
-            loss = F.binary_cross_entropy_with_logits(logits, train_y[idx], pos_weight=pos_weight)
+            loss = F.binary_cross_entropy_with_logits(logits, yb, pos_weight=pos_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -230,8 +253,11 @@ def run(args) -> dict:
                                 "history": history, "epoch": epoch + 1, "best": best})
         plot_history(history, work / "history.png", f"classifier ({args.recipe})")
 
-    # Final: best epoch, thresholds tuned on val, metrics.
-    model.load_state_dict(load_file(str(work / "best.safetensors")))
+    # Final: best epoch (averaged with other runs' best with --soup), thresholds tuned on val, metrics.
+    weights = load_file(str(work / "best.safetensors"))
+    if args.soup and not seed:
+        weights = uniform_soup([weights] + [load_file(str(Path(d) / "best.safetensors")) for d in args.soup])
+    model.load_state_dict(weights)
     probs, _ = evaluate()
     y = val_y.numpy()
     th = tune_thresholds(probs, y)
@@ -239,7 +265,10 @@ def run(args) -> dict:
     metrics = multilabel_metrics(probs, y, th)
     metrics["cross_tuned_val"] = cross_tuned(probs, y)
     metrics["best_epoch"] = best["epoch"]
+    if args.soup and not seed:
+        metrics["soup"] = [str(work)] + list(args.soup)
     metrics["recipe"] = args.recipe
+    metrics["train_posters"] = len(train_x)
     (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
     if seed:
@@ -269,6 +298,11 @@ def run(args) -> dict:
         card_metrics["seed_recipe_val_micro_f1"] = seed_metrics["micro_f1"]
         card_metrics["seed_recipe_val_macro_f1"] = seed_metrics["macro_f1"]
         card_metrics["seed_recipe_val_mAP"] = seed_metrics["mAP"]
+        card_metrics["seed_recipe_train_posters"] = seed_metrics.get("train_posters")
+    same = Path(args.same_data_metrics) if args.same_data_metrics else None
+    if same is not None and same.is_file():  # ours trained on the seed's subset: the like-for-like comparison
+        m2 = json.loads(same.read_text())
+        card_metrics["ours_same_posters_as_seed"] = {k: m2.get(k) for k in ("train_posters", "micro_f1", "macro_f1", "mAP")}
     out = hub.save_checkpoint(
         model, args.out,
         description=("Multi-label movie-poster genre classifier over 7 genres: EfficientNet-Lite0 (ImageNet weights "
@@ -279,11 +313,15 @@ def run(args) -> dict:
                      "years; no images)."),
         data=("../shared/data/posters: 13,149 train / 1,500 val IMDb poster thumbnails (182x268), 7 genres, "
               "multi-label (Kaggle 'Movie Genre from its Poster', relabelled). Research data; images not included."),
-        training=(f"`python train/train_classifier.py --data ../shared/data/posters --epochs {epochs}` on a 2-core "
+        training=(f"`python train/train_classifier.py --data ../shared/data/posters --epochs {epochs} --split-block "
+                  f"{model.split_block} --lr {args.lr}{f' --mixup {args.mixup}' if args.mixup else ''}"
+                  f"{' --soup ' + ' '.join(args.soup) if args.soup else ''}` on a 2-core "
                   f"CPU: frozen blocks 0-{model.split_block - 1} cached once, blocks {model.split_block}+ and head "
                   f"fine-tuned with AdamW (lr {args.lr}, x3 for new layers, cosine), batch {batch}, BCE with "
-                  f"pos_weight sqrt(neg/pos), horizontal flips; best epoch by val mAP: {best['epoch']}. "
-                  "Val metrics use thresholds tuned on val; the cross-tuned figures tune on one half and score the "
+                  f"pos_weight sqrt(neg/pos), horizontal flips{f', mixup {args.mixup}' if args.mixup else ''}; best epoch by val mAP: {best['epoch']}. "
+                  + (f"Shipped weights: the uniform average (model soup) of this run and {', '.join(args.soup)} "
+                     f"(trained with `--epochs 6 --mixup 0.4 --work runs/classifier-mix`). " if args.soup else "")
+                  + "Val metrics use thresholds tuned on val; the cross-tuned figures tune on one half and score the "
                   "other. Baseline (seed recipe): `--recipe seed`."),
         metrics=card_metrics,
         config_updates={"thresholds": th},
@@ -293,7 +331,7 @@ def run(args) -> dict:
     (Path(args.out) / "index").unlink(missing_ok=True)
     print(f"saved {out}")
     if args.push_to_hub:
-        print(hub.push(Path(args.out).name, args.push_to_hub, private=args.private, folder=args.out))
+        print(hub.push("classifier", args.push_to_hub, private=args.private, folder=args.out))
     return metrics
 
 
@@ -305,16 +343,22 @@ def main(argv=None) -> int:
     p.add_argument("--split-block", type=int, default=6, help="blocks before this one are frozen and cached")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) on the cached maps (0 = off)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training posters")
-    p.add_argument("--val-limit", type=int, default=None, help="use only the first N val posters (smoke tests)")
+    p.add_argument("--train-limit", type=int, default=None, help="use a seeded random sample of N training posters")
+    p.add_argument("--val-limit", type=int, default=None, help="use a seeded random sample of N val posters (smoke tests)")
     p.add_argument("--out", default="checkpoints/classifier")
     p.add_argument("--work", default=None, help="run folder (state, plots); default runs/classifier-<recipe>")
     p.add_argument("--cache", default="cache/classifier", help="feature cache folder")
     p.add_argument("--seed-metrics", default="runs/classifier-seed/metrics.json")
+    p.add_argument("--same-data-metrics", default="runs/classifier-ours-2000/metrics.json",
+                   help="metrics of ours trained on the seed's --train-limit subset, shown in the model card")
     p.add_argument("--restart", action="store_true", help="ignore a saved state")
-    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--soup", nargs="*", default=[], metavar="RUN_DIR",
+                   help="average this run's best weights with those of these run folders (same --split-block; "
+                        "e.g. a run with other --mixup/--epochs) before tuning thresholds")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload --out (with its model card) to this Hub repo under classifier/")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     run(p.parse_args(argv))
     return 0
 

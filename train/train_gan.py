@@ -79,6 +79,9 @@ def parse_args(argv=None):
     p.add_argument("--export", default=None, help="only write the checkpoint from the saved state to this folder")
     p.add_argument("--metrics", nargs="*", default=None,
                    help="with --export: evaluate-generator JSON files (this model's first, then baselines)")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                   help="upload the written checkpoint (the --export folder, else <out>/checkpoint) to this Hub repo under generator/")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     p.add_argument("--extra-metrics", nargs="*", default=None, help="with --export: more JSON (e.g. the benchmark)")
     args = p.parse_args(argv)
     if args.out is None:
@@ -337,6 +340,8 @@ def main(argv=None) -> dict:
         write_checkpoint(shipped, Path(args.export), args, info(), metrics,
                          full_results(args.metrics) if args.metrics else None)
         print(f"exported {args.arch} (step {step}) to {args.export}")
+        if args.push_to_hub:
+            print(hub.push("generator", args.push_to_hub, private=args.private, folder=args.export))
         return info()
 
     def save() -> None:
@@ -407,6 +412,8 @@ def main(argv=None) -> dict:
     save_loss_plot(history, out / "loss.png")
     write_checkpoint(shipped, out / "checkpoint", args, info())
     print(json.dumps({"arch": args.arch, "step": step, "minutes": round(elapsed / 60, 2), "out": str(out)}), flush=True)
+    if args.push_to_hub:
+        print(hub.push("generator", args.push_to_hub, private=args.private, folder=out / "checkpoint"))
     return info()
 
 

@@ -71,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--metrics", nargs="*", default=[], metavar="JSON",
                    help="evaluate-transfer / bench_transfer JSON files to put in the model card (copied as evaluation_*.json)")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                   help="after writing --out, upload it (model card included) to this Hub repo under transfer/")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     p.add_argument("--card-only", action="store_true",
                    help="no training: rewrite the checkpoint (model card, metrics) from the saved state and --metrics")
     return p.parse_args(argv)
@@ -331,5 +334,13 @@ def train(args) -> Path:
     return Path(args.out)
 
 
+def main(argv=None) -> Path:
+    args = parse_args(argv)
+    out = train(args)
+    if args.push_to_hub:
+        print(hub.push("transfer", args.push_to_hub, private=args.private, folder=out))
+    return out
+
+
 if __name__ == "__main__":
-    train(parse_args())
+    main()
