@@ -301,9 +301,10 @@ def test_color_match_gives_exemplar_palette(gt, content):
     assert a[0].flatten(1).mean(1).sub(style.pixel_mean).abs().max() < 0.08
 
 
-def test_validated_exemplars_keep_the_candidates_whose_transfers_the_classifier_rates_best(tmp_path):
-    """--method validated: each candidate restyles the tuning content; the k+1 whose results the classifier
-    rates highest for the genre are kept. Stub engine/classifier: a result 'is' its style's redness."""
+def test_validated_exemplars_judge_candidates_then_grow_the_blend_while_it_helps(tmp_path):
+    """--method validated: each candidate restyles the tuning content and the classifier scores the results; the
+    blend starts from the best candidate and takes the next ones only while the blend's score does not drop.
+    Stub engine/classifier: a result 'is' its style's mean redness; the genre likes redness near 0.6."""
     from build_exemplars import validated_exemplars
 
     n, gi = 6, G.GENRES.index("Horror_Thriller")
@@ -311,25 +312,28 @@ def test_validated_exemplars_keep_the_candidates_whose_transfers_the_classifier_
     for i, r in enumerate(reds):
         Image.new("RGB", (20, 30), (int(r * 255), 40, 40)).save(tmp_path / f"p{i}.jpg")
     probs = torch.full((n, len(G.GENRES)), 0.1)
-    probs[:, gi] = torch.linspace(0.9, 0.6, n)  # every poster a confident candidate
+    probs[:, gi] = torch.linspace(0.9, 0.6, n)  # every poster confident; the pool of 5 leaves p5 out
     index = SimpleNamespace(ids=[f"p{i}" for i in range(n)], probs=probs)
 
     class Engine:
         def style_from_images(self, images, grams=True):
-            return np.asarray(images[0], dtype=np.float32)[..., 0].mean() / 255.0
+            return float(np.mean([np.asarray(im, dtype=np.float32)[..., 0].mean() / 255.0 for im in images]))
 
         def transfer(self, content, style, size):
             return style
 
     class Clf:
         def predict_proba(self, outs):
-            p = np.full((len(outs), len(G.GENRES)), 0.4)
-            p[:, gi] = outs
+            p = np.full((len(outs), len(G.GENRES)), 0.6)
+            p[:, gi] = [1.0 - abs(o - 0.6) for o in outs]
             return p
 
     rows, weights, report = validated_exemplars(index, tmp_path, "Horror_Thriller", k=2, pool=5,
                                                 tune_content=[None, None], transfer=Engine(), classifier=Clf())
-    assert rows == [1, 3, 4]  # the three reddest of the 5 most confident (p5 is outside the pool)
-    assert weights == pytest.approx([1 / 3] * 3)
-    assert [r["id"] for r in report] == ["p1", "p3", "p4", "p2", "p0"]
+    # Alone: p4 (0.5) scores best, then p3 (0.8). Blend p4+p3 (0.65) beats p4 alone; adding any third lowers it.
+    assert rows == [4, 3]
+    assert weights == pytest.approx([0.5, 0.5])
+    assert [r["id"] for r in report][:2] == ["p4", "p3"] and report[-1]["id"] == "p0"
+    assert {r["id"] for r in report} == {"p0", "p1", "p2", "p3", "p4"}
+    assert [r["kept"] for r in report] == [True, True, False, False, False]
     assert report[0]["tune_hit_rate"] == 1.0 and report[-1]["tune_hit_rate"] == 0.0

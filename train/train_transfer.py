@@ -216,6 +216,8 @@ def summarise_metrics(files) -> dict:
         if "gatys" in r:  # bench_transfer
             m["gatys_speedup_vs_pastiche_coarse_to_fine"] = r["gatys"]["ours_coarse_to_fine"]["speedup_vs_pastiche"]
             m["gatys_speedup_vs_pastiche_full_size"] = r["gatys"]["ours_full_size"]["speedup_vs_pastiche"]
+        if "exemplar_methods" in r:  # hit rates of the same evaluation with exemplars picked other ways
+            m["fast_hit_rate_by_exemplar_method"] = r["exemplar_methods"]
         if "fast" in r:
             m["fast_seconds_384x576"] = {k: v["s_median"] for k, v in r["fast"].items() if k.startswith("threads")}
     return m
@@ -233,13 +235,20 @@ def write_checkpoint(decoder, args, history, step, seconds):
         metrics["content_loss_last50"] = sum(h[1] for h in tail) / len(tail)
         metrics["style_loss_last50"] = sum(h[2] for h in tail) / len(tail)
     metrics.update(summarise_metrics(args.metrics))
+    exemplars_note = ""
+    if (out / EXEMPLAR_META).exists():
+        info = json.loads((out / EXEMPLAR_META).read_text()).get("info", {})
+        exemplars_note = (f" Exemplars: `train/build_exemplars.py --method {info.get('method')} --k {info.get('k')}"
+                          f" --pool {info.get('pool')}` over the classifier's index ({info.get('index')}); "
+                          "`validated` = candidates ranked by the classifier's genre margin on fast transfers of "
+                          "8 training posters, blended greedily while the blend improves.")
     hub.save_checkpoint(
         decoder, out,
         description=("AdaIN decoder of the fast genre-transfer engine (Huang & Belongie 2017) on pastiche's VGG-19 "
                      f"relu4_1. **Smaller CPU-trained decoder**: width {args.width} (channels {4 * args.width}/"
                      f"{2 * args.width}/{args.width}; the paper's is 256/128/64), trained on {args.crop} px crops "
                      "without a GPU; per-layer loss normalisation for the unnormalised Caffe VGG. exemplars.safetensors/json hold per-genre blended exemplar statistics "
-                     "(feature mean/std, Gram matrices) and exemplar ids/titles, no images."),
+                     "(feature mean/std, Gram matrices) and exemplar ids/titles, no images." + exemplars_note),
         data=("Content: random crops of training posters (../shared/data/posters, train split) and of the 5 photos in "
               "../shared/data/content; style: other training posters (whole poster, 2:3)."),
         training=(f"Adam lr {args.lr} (inverse decay {args.lr_decay}), batch {args.batch}, style weight "
