@@ -316,7 +316,7 @@ def build_demo(services: U.Services | None = None) -> gr.Blocks:
                                             interactive=False, format="png")
                 with gr.Row():
                     clf_similar_md = gr.Markdown()
-                    clf_similar = gr.Gallery(label="Similar posters", columns=5, height="auto", visible=False,
+                    clf_similar = gr.Gallery(label="Similar posters", columns=5, height=260, visible=False,
                                              object_fit="contain")
                 examples = _classify_examples()
                 if examples:

@@ -41,7 +41,7 @@ def _wait(url: str, seconds: float = 120) -> None:
     raise SystemExit(f"app did not answer at {url}")
 
 
-def shoot(url: str, out: Path) -> None:
+def shoot(url: str, out: Path, tabs=("generate", "classify", "transfer")) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -52,35 +52,50 @@ def shoot(url: str, out: Path) -> None:
         page.get_by_role("tab", name="Generate").wait_for()
         time.sleep(3)  # models load in the background
 
-        page.get_by_role("tab", name="Generate").click()
-        for g in ("Horror & Thriller",):
-            page.locator("#gen-genres").get_by_label(g).check()
-        page.locator("#gen-btn").click()
-        page.wait_for_function("document.querySelectorAll('#gen-gallery img').length >= 8")
-        time.sleep(1.5)
-        page.screenshot(path=str(out / "generate.png"), full_page=True)
-
-        page.get_by_role("tab", name="Classify").click()
-        poster = sorted((DATA / "images").glob("val_*.jpg"))[int(os.environ.get("SHOT_POSTER", 3))]
-        drop_file(page, "#clf-image button.upload-container", poster, "image/jpeg")
-        page.wait_for_function("(document.querySelector('#clf-label')?.innerText || '').includes('%')")
-        time.sleep(4)  # heat maps and similar posters follow the scores
-        page.screenshot(path=str(out / "classify.png"), full_page=True)
-
-        page.get_by_role("tab", name="Genre transfer").click()
-        page.locator("#tr-content input[type=file]").set_input_files(str(CONTENT / "chelsea.png"))
-        page.wait_for_selector("#tr-content img")
-        page.locator("#tr-btn").click()
-        page.wait_for_selector("#tr-out img")
-        time.sleep(2)
-        page.screenshot(path=str(out / "transfer.png"), full_page=True)
+        if "generate" in tabs:
+            _generate(page, out)
+        if "classify" in tabs:
+            _classify(page, out)
+        if "transfer" in tabs:
+            _transfer(page, out)
         browser.close()
+
+
+def _generate(page, out: Path) -> None:
+    page.get_by_role("tab", name="Generate").click()
+    for g in ("Horror & Thriller",):
+        page.locator("#gen-genres").get_by_label(g).check()
+    page.locator("#gen-btn").click()
+    page.wait_for_function("document.querySelectorAll('#gen-gallery img').length >= 8")
+    time.sleep(1.5)
+    page.screenshot(path=str(out / "generate.png"), full_page=True)
+
+
+def _classify(page, out: Path) -> None:
+    page.get_by_role("tab", name="Classify").click()
+    poster = sorted((DATA / "images").glob("val_*.jpg"))[int(os.environ.get("SHOT_POSTER", 3))]
+    drop_file(page, "#clf-image button.upload-container", poster, "image/jpeg")
+    page.wait_for_function("(document.querySelector('#clf-label')?.innerText || '').includes('%')")
+    time.sleep(4)  # heat maps and similar posters follow the scores
+    page.screenshot(path=str(out / "classify.png"), full_page=True)
+
+
+def _transfer(page, out: Path) -> None:
+    page.get_by_role("tab", name="Genre transfer").click()
+    page.locator("#tr-content input[type=file]").set_input_files(str(CONTENT / "chelsea.png"))
+    page.wait_for_selector("#tr-content img")
+    page.locator("#tr-btn").click()
+    page.wait_for_selector("#tr-out img")
+    time.sleep(2)
+    page.screenshot(path=str(out / "transfer.png"), full_page=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default=None)
     ap.add_argument("--out", default=str(ROOT / "docs"))
+    ap.add_argument("--tabs", nargs="+", default=["generate", "classify", "transfer"],
+                    choices=["generate", "classify", "transfer"])
     args = ap.parse_args()
     proc = None
     url = args.url
@@ -91,7 +106,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         _wait(url)
     try:
-        shoot(url, Path(args.out))
+        shoot(url, Path(args.out), args.tabs)
     finally:
         if proc is not None:
             proc.terminate()

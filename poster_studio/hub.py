@@ -8,9 +8,11 @@ One Hub repo holds all models, one sub-folder each (classifier/, generator/, tra
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional, TypeVar
@@ -163,7 +165,9 @@ def load_model(cls: type[T], name: str, *, hub_repo: Optional[str] = None, revis
     except (ValueError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"Corrupt checkpoint config {config}: {exc}. {_fix_hint(name)}") from None
     try:
-        return cls.from_pretrained(str(folder), **kwargs)
+        # huggingface_hub prints "Loading weights from local directory" to stdout: keep stdout for our JSON output
+        with contextlib.redirect_stdout(sys.stderr):
+            return cls.from_pretrained(str(folder), **kwargs)
     except Exception as exc:  # safetensors errors, size mismatches, bad config keys
         raise CheckpointError(
             f"Corrupt or mismatched checkpoint {weights} ({type(exc).__name__}: {str(exc)[:300]}). {_fix_hint(name)}"

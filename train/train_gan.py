@@ -230,8 +230,8 @@ def summarize_metrics(eval_files: list[str], extra_files: list[str] | None = Non
     evals = [json.loads(Path(f).read_text()) for f in eval_files]
     out: dict = {}
     keys = ("mean_kid", "mean_fid", "mean_cond_acc", "mean_diversity_ratio", "pooled_kid", "pooled_fid")
-    for ev in evals:
-        arch = ev.get("arch", "?")
+    for f, ev in zip(eval_files, evals):
+        arch = _run_label(f, ev)
         for k in keys:
             if k in ev["overall"]:
                 out[f"{arch}/{k}"] = round(float(ev["overall"][k]), 5)
@@ -241,7 +241,7 @@ def summarize_metrics(eval_files: list[str], extra_files: list[str] | None = Non
         if ev.get("note"):
             out[f"{arch}/note"] = ev["note"]
     first = evals[0]
-    base = [ev for ev in evals[1:] if "mean_kid" in ev["overall"]]
+    base = [ev for ev in evals[1:] if "mean_kid" in ev["overall"] and ev.get("arch") != first.get("arch")]
     if base and "mean_kid" in first["overall"]:
         best = min(ev["overall"]["mean_kid"] for ev in base)
         out["kid_improvement_vs_best_seed"] = round(best / max(first["overall"]["mean_kid"], 1e-12), 3)
@@ -256,9 +256,14 @@ def summarize_metrics(eval_files: list[str], extra_files: list[str] | None = Non
     return out
 
 
+def _run_label(path: str, ev: dict) -> str:
+    """A run's name in the model card: the evaluation file's stem (e.g. gan-ours-long), else its arch."""
+    stem = Path(path).stem
+    return stem if stem and stem != "metrics" else ev.get("arch", "?")
+
+
 def full_results(eval_files: list[str]) -> dict:
-    evals = [json.loads(Path(f).read_text()) for f in eval_files]
-    return {ev.get("arch", f"eval{i}"): ev for i, ev in enumerate(evals)}
+    return {_run_label(f, ev): ev for f, ev in ((f, json.loads(Path(f).read_text())) for f in eval_files)}
 
 
 def write_checkpoint(net, out_dir: Path, args, state_info: dict, metrics: dict | None = None,
@@ -267,7 +272,7 @@ def write_checkpoint(net, out_dir: Path, args, state_info: dict, metrics: dict |
     data = (f"{n} training posters (split `{args.split}` of the shared poster set, 182x268 JPEGs, 7 multi-label "
             f"genres), centre-fitted to 2:3 and resized to 128x192; genre-balanced sampling, horizontal flips.")
     training = (f"`python train/train_gan.py --arch {args.arch} --minutes {args.minutes} --batch {args.batch}` on a "
-                f"shared 2-core CPU (1 thread): {state_info.get('step', 0)} steps in "
+                f"shared 2-core CPU (1-2 threads, sharing it with other jobs): {state_info.get('step', 0)} steps in "
                 f"{state_info.get('elapsed', 0) / 60:.1f} min. Adam lr G {args.lr_g}, D {args.lr_d}, beta1 {args.beta1}. "
                 + ("Hinge loss, DiffAugment '" + args.diffaug + f"', EMA {args.ema}." if args.arch == "ours" else "BCE."))
     desc = ARCH_NOTES[args.arch] + (
@@ -278,9 +283,11 @@ def write_checkpoint(net, out_dir: Path, args, state_info: dict, metrics: dict |
         desc += ("\n\nMetrics: `python -m poster_studio evaluate-generator` (EfficientNet-Lite0 pooled features; KID and "
                  "FID against the val posters of each genre, averaged over the 7 single-genre requests; conditional "
                  "accuracy = share whose top-1 genre by the project classifier is the requested one; diversity = "
-                 "mean pairwise feature distance of generated / of real posters). Same data, same 2-core CPU and "
-                 "the same wall clock for every arch:\n\n| arch | KID | FID | cond. acc. | diversity |\n|---|---|---|---|---|\n")
-        archs = sorted({k.split("/")[0] for k in metrics if "/" in k}, key=lambda a: (a != args.arch, a))
+                 "mean pairwise feature distance of generated / of real posters). Same data and the same 2-core CPU for "
+                 "every run; the first row is this checkpoint (see Training for its budget), the seed baselines "
+                 "and `gan-ours` had the same 20-minute wall clock:\n\n| run | KID | FID | cond. acc. | diversity |\n"
+                 "|---|---|---|---|---|\n")
+        archs = list(dict.fromkeys(k.split("/")[0] for k in metrics if "/" in k))
         for a in archs:
             cells = [metrics.get(f"{a}/mean_{k}") for k in ("kid", "fid", "cond_acc", "diversity_ratio")]
             desc += f"| {a} | " + " | ".join("n/a" if v is None else f"{v:.4g}" for v in cells) + " |\n"
