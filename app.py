@@ -62,8 +62,9 @@ The **heatmap** is Grad-CAM: where in the poster the evidence for the chosen gen
 posters** are the nearest neighbours in the model's 128-d embedding of the training posters.
 """
 HOW_TRANSFER = """
-**Method:** neural style transfer from *exemplar posters* the classifier picked per genre (the poster it is
-most sure of plus its nearest neighbours, as in the "Neural Genre Transfer" study).
+**Method:** neural style transfer from *exemplar posters* the classifier picked per genre: among the posters
+it is most sure of, those whose restyled pictures it recognises best as the genre, blended while blending helps
+(the "Neural Genre Transfer" study took the surest poster plus its nearest neighbours; this hits the genre more often).
 **Fast** = AdaIN (Huang & Belongie 2017): VGG-19 features of your picture are renormalised to the genre's
 blended exemplar statistics and a decoder trained here paints the result (under 2 s).
 **Quality** = Gatys et al. multi-style optimisation on VGG-19 with the exemplars' blended Gram matrices

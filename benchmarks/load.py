@@ -169,12 +169,24 @@ def main(argv=None) -> dict:
         failures: list[str] = []
         lock = threading.Lock()
 
-        def client_run(ci: int):
+        def make_client(ci: int):
             try:
-                c = Client(url, verbose=False)
+                return Client(url, verbose=False)
             except Exception as exc:  # connection refused etc.
                 with lock:
                     failures.extend([f"client: {type(exc).__name__}: {exc}"] * args.requests)
+                return None
+
+        # Connect every client first (each fetches the app's config and API description), then release the
+        # burst at once: the latencies are those of the requests, not of the load generator's start-up.
+        with ThreadPoolExecutor(min(args.clients, 8)) as pool:
+            clients = list(pool.map(make_client, range(args.clients)))
+        go = threading.Barrier(args.clients)
+
+        def client_run(ci: int):
+            c = clients[ci]
+            go.wait()
+            if c is None:
                 return
             for r in range(args.requests):
                 ep = endpoints[(ci + r) % len(endpoints)]

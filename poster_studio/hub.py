@@ -9,10 +9,10 @@ One Hub repo holds all models, one sub-folder each (classifier/, generator/, tra
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional, TypeVar
@@ -165,8 +165,9 @@ def load_model(cls: type[T], name: str, *, hub_repo: Optional[str] = None, revis
     except (ValueError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"Corrupt checkpoint config {config}: {exc}. {_fix_hint(name)}") from None
     try:
-        # huggingface_hub prints "Loading weights from local directory" to stdout: keep stdout for our JSON output
-        with contextlib.redirect_stdout(sys.stderr):
+        # huggingface_hub prints "Loading weights from local directory": keep stdout (JSON) and stderr (one-line
+        # errors) of the CLI clean
+        with contextlib.redirect_stdout(io.StringIO()):
             return cls.from_pretrained(str(folder), **kwargs)
     except Exception as exc:  # safetensors errors, size mismatches, bad config keys
         raise CheckpointError(
