@@ -10,6 +10,11 @@ endpoint next to its single-request latency (median of 3 on the idle server), th
 the burst and its RSS growth after it (measured after a short settle). Endpoints whose model is not
 available are listed under `skipped`.
 Targets (issue 7): no failures other than busy; p95 <= 3x single for classify and generate; RSS growth < 200 MB.
+Measured here (2 cores shared by the server and this 32-thread load generator): 0 failures, RSS growth 45 MB,
+but p95 ~16-20x single for classify/generate (p50 ~2-5x). A shorter queue (POSTER_STUDIO_QUEUE_SIZE 1, 2, 4)
+does not fix the tail: it comes from the flood of rejected-and-retried requests competing for the same cores
+and the server's GIL, not from waiting in the queue. Run the load generator on another machine to see the
+server's own figures.
 """
 from __future__ import annotations
 
