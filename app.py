@@ -35,7 +35,7 @@ MAX_FILE_SIZE = "25mb"          # uploads above this are refused by the server b
 # accepted requests bounded (issue 7: p95 within 3x the single-request latency) instead of queueing everyone.
 QUEUE_MAX_SIZE = int(os.environ.get("POSTER_STUDIO_QUEUE_SIZE") or 8)
 CONCURRENCY = 1                 # running jobs per action group: generate / transfer (2 CPU cores, 1 thread each)
-CLASSIFY_CONCURRENCY = 2        # classification is ~0.1 s single-threaded: two at once use both cores
+CLASSIFY_CONCURRENCY = int(os.environ.get("POSTER_STUDIO_CLASSIFY_CONCURRENCY") or 2)  # ~0.1 s single-threaded
 THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="rose", neutral_hue="slate")
 CSS = """
 #ps-header h1 {margin-bottom: 0}
