@@ -42,6 +42,7 @@ from torch import nn
 from . import genres as G
 from . import hub
 from .backbones import VGG19Features
+from .checks import check_float, check_int
 from .data import fit_poster
 from .errors import CheckpointError, InvalidArgumentError, PosterStudioError
 from .images import ImageInput, load_image
@@ -469,16 +470,6 @@ class GatysEngine:
 
 
 # ------------------------------------------------------------------------------------------- service
-def _check_number(name: str, value, lo: float, hi: float) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(v) or not lo <= v <= hi:
-        raise InvalidArgumentError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}.")
-    return v
-
-
 def parse_size(size) -> tuple[int, int]:
     """(W, H) from a pair or 'WxH'; each side MIN_SIDE..MAX_SIDE."""
     if isinstance(size, str):
@@ -572,12 +563,10 @@ class GenreTransfer:
         `style`: precomputed statistics (e.g. from style_from_images) used instead of the genre's."""
         if engine not in ENGINES:
             raise InvalidArgumentError(f"Unknown engine {engine!r}: choose fast or quality.")
-        strength = _check_number("Strength", strength, 0.0, 1.0)
+        strength = check_float("Strength", strength, 0.0, 1.0)
         w, h = parse_size(size)
         if steps is not None:
-            if isinstance(steps, bool) or _check_number("Steps", steps, 1, MAX_STEPS) != int(float(steps)):
-                raise InvalidArgumentError(f"Steps must be a whole number from 1 to {MAX_STEPS}, got {steps!r}.")
-            steps = int(float(steps))
+            steps = check_int("Steps", steps, 1, MAX_STEPS)
         style_images = [s for s in (style_images or []) if s is not None]
         if len(style_images) > MAX_STYLE_IMAGES:
             raise InvalidArgumentError(f"At most {MAX_STYLE_IMAGES} style images, got {len(style_images)}.")

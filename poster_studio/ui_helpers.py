@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import os
 import queue
 import random
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from . import genres as G
+from .checks import check_float, check_int
 from .errors import CheckpointError, InvalidArgumentError, PosterStudioError
 
 log = logging.getLogger("poster_studio.app")
@@ -140,31 +140,6 @@ class Services:
 
 
 # ------------------------------------------------------------------------------------------------ checks
-def check_int(name: str, value: Any, lo: int, hi: int) -> int:
-    """A whole number in [lo, hi] from a widget/API value (floats like 3.0 accepted); InvalidArgumentError else."""
-    if value is None or isinstance(value, bool) or (isinstance(value, str) and not value.strip()):
-        raise InvalidArgumentError(f"{name} is missing: give a whole number from {lo} to {hi}.")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be a whole number, got {value!r}.") from None
-    if not math.isfinite(v) or v != int(v) or not lo <= v <= hi:
-        raise InvalidArgumentError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}.")
-    return int(v)
-
-
-def check_float(name: str, value: Any, lo: float, hi: float) -> float:
-    if value is None or isinstance(value, bool):
-        raise InvalidArgumentError(f"{name} is missing: give a number from {lo:g} to {hi:g}.")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(v) or not lo <= v <= hi:
-        raise InvalidArgumentError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}.")
-    return v
-
-
 def parse_genres(values: Optional[Sequence[str]]) -> list[str]:
     """Canonical labels for widget/API genre values (labels or display names); [] = any genre."""
     if values is None:
