@@ -112,7 +112,6 @@ def bench_fast(args, w: int, h: int) -> dict:
         gt = GenreTransfer.load()
         src = "checkpoints/transfer"
     except Exception as exc:  # no checkpoint yet: the same architecture, untrained (same speed)
-        from poster_studio.transfer import ExemplarBank  # noqa: F401
         gt, src = None, f"untrained decoder ({type(exc).__name__})"
     content = load_image(args.content)
     out = {}

@@ -31,3 +31,11 @@ def check_float(name: str, value: Any, lo: float, hi: float) -> float:
     if not math.isfinite(v) or not lo <= v <= hi:
         raise InvalidArgumentError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}.")
     return v
+
+
+def check_truncation(value: Any) -> float:
+    """The generator's truncation psi, in (0, 1]."""
+    t = check_float("Truncation", value, 0.0, 1.0)
+    if t <= 0.0:
+        raise InvalidArgumentError(f"Truncation must be above 0 (and at most 1), got {value!r}.")
+    return t

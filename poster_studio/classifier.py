@@ -6,9 +6,7 @@ CLI and the other capabilities use; `EmbeddingIndex` holds the training posters'
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path

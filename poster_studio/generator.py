@@ -19,15 +19,10 @@ distribution, stored in the checkpoint config (`genre_prior`). Truncation scales
 """
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import os
-import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -36,6 +31,7 @@ from torch.nn.utils import spectral_norm
 
 from . import genres as G
 from . import hub
+from .checks import check_int, check_truncation
 from .errors import CheckpointError, InvalidArgumentError
 
 CHECKPOINT_NAME = "generator"
@@ -327,54 +323,11 @@ def diff_augment(x: torch.Tensor, policy: str = "translation", generator: Option
 
 
 # ----------------------------------------------------------------------------------------------- validation
-def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or value is None:
-        raise InvalidArgumentError(f"{name} must be a whole number between {lo} and {hi}, got {value!r}.")
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise InvalidArgumentError(f"{name} must be a whole number between {lo} and {hi}, got {value!r}.") from None
-    try:
-        f = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InvalidArgumentError(f"{name} must be a whole number between {lo} and {hi}, got {value!r}.") from None
-    if math.isnan(f) or math.isinf(f) or f != int(f):
-        raise InvalidArgumentError(f"{name} must be a whole number between {lo} and {hi}, got {value!r}.")
-    v = int(value) if isinstance(value, (int, np.integer)) else int(f)
-    if not lo <= v <= hi:
-        raise InvalidArgumentError(f"{name} must be between {lo} and {hi}, got {v}.")
-    return v
-
-
-def check_truncation(value: Any) -> float:
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"truncation must be a number in (0, 1], got {value!r}.") from None
-    if isinstance(value, bool) or math.isnan(t) or not 0.0 < t <= 1.0:
-        raise InvalidArgumentError(f"truncation must be a number in (0, 1], got {value!r}.")
-    return t
-
-
 def check_size(size: Any) -> str:
     s = str(size).strip().lower().replace(" ", "") if size is not None else ""
     if s in ("native", "400x600"):
         return s
     raise InvalidArgumentError(f"size must be 'native' or '400x600', got {size!r}.")
-
-
-def check_genres(genres: Any) -> list[str]:
-    if genres is None:
-        return []
-    if isinstance(genres, str):
-        genres = [genres] if genres.strip() else []
-    out = []
-    for g in genres:
-        c = G.parse_genre(g)
-        if c not in out:
-            out.append(c)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------- service
@@ -446,9 +399,9 @@ class PosterGenerator:
     def generate(self, genres: Sequence[str] = (), n: int = 8, seed: int = 0, truncation: float = 0.7,
                  size: str = "native", *, max_n: int = MAX_N) -> list[Image.Image]:
         """`n` posters for the genre set (empty = any genre); same arguments -> identical images."""
-        genres = check_genres(genres)
-        n = _check_int("n", n, 1, max_n)
-        seed = _check_int("seed", seed, 0, MAX_SEED)
+        genres = G.parse_genres(genres)
+        n = check_int("n", n, 1, max_n)
+        seed = check_int("seed", seed, 0, MAX_SEED)
         truncation = check_truncation(truncation)
         size = check_size(size)
         z, gen = self.latents(n, seed, truncation)
@@ -457,10 +410,10 @@ class PosterGenerator:
     def morph(self, genres_a: Sequence[str] = (), genres_b: Sequence[str] = (), seed_a: int = 0, seed_b: int = 0,
               steps: int = 8, size: str = "native", truncation: float = 0.7) -> list[Image.Image]:
         """`steps` posters interpolating from (genres_a, seed_a) to (genres_b, seed_b): slerp of z, linear genre weights."""
-        genres_a, genres_b = check_genres(genres_a), check_genres(genres_b)
-        seed_a = _check_int("seed_a", seed_a, 0, MAX_SEED)
-        seed_b = _check_int("seed_b", seed_b, 0, MAX_SEED)
-        steps = _check_int("steps", steps, 2, MAX_MORPH_STEPS)
+        genres_a, genres_b = G.parse_genres(genres_a), G.parse_genres(genres_b)
+        seed_a = check_int("seed_a", seed_a, 0, MAX_SEED)
+        seed_b = check_int("seed_b", seed_b, 0, MAX_SEED)
+        steps = check_int("steps", steps, 2, MAX_MORPH_STEPS)
         truncation = check_truncation(truncation)
         size = check_size(size)
         za, gen_a = self.latents(1, seed_a, truncation)
@@ -476,8 +429,8 @@ class PosterGenerator:
 
 # ----------------------------------------------------------------------------------------------- CLI
 def _cmd_generate(args) -> int:
-    genres = check_genres(args.genres or [])  # unknown names fail before the model loads
-    _check_int("n", args.n, 1, MAX_N_CLI), check_truncation(args.truncation), check_size(args.size)
+    genres = G.parse_genres(args.genres or [])  # unknown names fail before the model loads
+    check_int("n", args.n, 1, MAX_N_CLI), check_truncation(args.truncation), check_size(args.size)
     gen = PosterGenerator.load(directory=args.checkpoint)
     imgs = gen.generate(genres, n=args.n, seed=args.seed, truncation=args.truncation, size=args.size,
                         max_n=MAX_N_CLI)

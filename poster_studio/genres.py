@@ -55,6 +55,21 @@ def parse_genre(name: str) -> str:
     return g
 
 
+def parse_genres(values) -> list[str]:
+    """Canonical labels, without repeats, for a list of genre names (labels or display names; one string is one
+    name); None or [] = no genre ("any genre" for the generator). Unknown names raise InvalidArgumentError."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values] if values.strip() else []
+    out: list[str] = []
+    for v in values:
+        c = parse_genre(v)
+        if c not in out:
+            out.append(c)
+    return out
+
+
 def display_name(genre: str) -> str:
     return DISPLAY_NAMES[parse_genre(genre)]
 

@@ -22,7 +22,6 @@ per-exemplar relu4_1 mean/std) and exemplars.json (ids, titles, years, weights, 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -481,16 +480,7 @@ def parse_size(size) -> tuple[int, int]:
         w, h = size
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"Size must be (width, height), got {size!r}.") from None
-    out = []
-    for name, v in (("width", w), ("height", h)):
-        try:
-            fv = float(v)
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(f"Size {name} must be a whole number, got {v!r}.") from None
-        if not math.isfinite(fv) or fv != int(fv) or not MIN_SIDE <= fv <= MAX_SIDE:
-            raise InvalidArgumentError(f"Size {name} must be a whole number from {MIN_SIDE} to {MAX_SIDE}, got {v!r}.")
-        out.append(int(fv))
-    return out[0], out[1]
+    return check_int("Size width", w, MIN_SIDE, MAX_SIDE), check_int("Size height", h, MIN_SIDE, MAX_SIDE)
 
 
 class GenreTransfer:

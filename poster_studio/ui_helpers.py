@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from . import genres as G
-from .checks import check_float, check_int
+from .checks import check_float, check_int, check_truncation
 from .errors import CheckpointError, InvalidArgumentError, PosterStudioError
 
 log = logging.getLogger("poster_studio.app")
@@ -140,20 +140,6 @@ class Services:
 
 
 # ------------------------------------------------------------------------------------------------ checks
-def parse_genres(values: Optional[Sequence[str]]) -> list[str]:
-    """Canonical labels for widget/API genre values (labels or display names); [] = any genre."""
-    if values is None:
-        return []
-    if isinstance(values, str):
-        values = [values] if values.strip() else []
-    out = []
-    for v in values:
-        g = G.parse_genre(v)
-        if g not in out:
-            out.append(g)
-    return out
-
-
 def random_seed() -> int:
     return random.randint(0, 999_999)
 
@@ -280,7 +266,7 @@ def generate_args(genres: Optional[Sequence[str]], count: Any, seed: Any, trunca
     """Checked keyword arguments for PosterGenerator.generate (InvalidArgumentError on bad input)."""
     if size not in ("native", "400x600"):
         raise InvalidArgumentError(f"Size must be 'native' or '400x600', got {size!r}.")
-    return {"genres": parse_genres(genres), "n": check_int("Count", count, 1, MAX_COUNT),
+    return {"genres": G.parse_genres(genres), "n": check_int("Count", count, 1, MAX_COUNT),
             "seed": check_int("Seed", seed, 0, MAX_SEED),
             "truncation": check_truncation(truncation), "size": size}
 
@@ -293,18 +279,11 @@ def run_generate(generator, genres: Optional[Sequence[str]], count: Any, seed: A
     return [(img, f"#{i + 1} · seed {a['seed']} · {what}") for i, img in enumerate(images)]
 
 
-def check_truncation(value: Any) -> float:
-    t = check_float("Truncation", value, 0.0, 1.0)
-    if t <= 0.0:
-        raise InvalidArgumentError(f"Truncation must be above 0 (and at most 1), got {value!r}.")
-    return t
-
-
 def morph_args(genres_a, genres_b, seed_a: Any, seed_b: Any, steps: Any, size: str = "native",
                truncation: Any = 0.7) -> dict:
     if size not in ("native", "400x600"):
         raise InvalidArgumentError(f"Size must be 'native' or '400x600', got {size!r}.")
-    return {"genres_a": parse_genres(genres_a), "genres_b": parse_genres(genres_b),
+    return {"genres_a": G.parse_genres(genres_a), "genres_b": G.parse_genres(genres_b),
             "seed_a": check_int("Seed A", seed_a, 0, MAX_SEED), "seed_b": check_int("Seed B", seed_b, 0, MAX_SEED),
             "steps": check_int("Frames", steps, 2, MAX_MORPH_STEPS), "size": size,
             "truncation": check_truncation(truncation)}
@@ -356,8 +335,6 @@ def run_classify(classifier, image: Any, heatmap_genre: Optional[str] = "top", k
 
 
 def run_heatmap(classifier, image: Any, genre: Optional[str]) -> Any:
-    from .images import load_image
-
     maps = classifier.analyze(image, ["top" if not genre or genre == "top" else genre], k=0)["heatmaps"]
     return next(iter(maps.values()))
 

@@ -6,7 +6,6 @@ statistics computed from generated images stand in for the real checkpoint.
 from __future__ import annotations
 
 import csv
-import math
 import sys
 import threading
 from pathlib import Path

