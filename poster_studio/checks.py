@@ -1,5 +1,6 @@
-"""Number checks shared by the library, the app and the CLI: a widget / API / command-line value in a range, or
-an InvalidArgumentError with a one-line message naming the argument."""
+"""Argument checks the services use (each service validates once, in its `check_inputs`): a widget / API /
+command-line value in a range or among choices, or an InvalidArgumentError with a one-line message naming the
+argument. The same message reaches the CLI, the library caller and the API client."""
 from __future__ import annotations
 
 import math
@@ -33,9 +34,24 @@ def check_float(name: str, value: Any, lo: float, hi: float) -> float:
     return v
 
 
-def check_truncation(value: Any) -> float:
-    """The generator's truncation psi, in (0, 1]."""
-    t = check_float("Truncation", value, 0.0, 1.0)
-    if t <= 0.0:
-        raise InvalidArgumentError(f"Truncation must be above 0 (and at most 1), got {value!r}.")
-    return t
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case and surrounding spaces ignored)."""
+    v = str(value).strip().lower() if value is not None else ""
+    for c in choices:
+        if v == c.lower():
+            return c
+    raise InvalidArgumentError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+
+
+def check_size(name: str, value: Any, lo: int, hi: int) -> tuple[int, int]:
+    """(W, H) from 'WxH' or a pair, each side in [lo, hi]."""
+    if isinstance(value, str):
+        parts = value.lower().replace(" ", "").split("x")
+        if len(parts) != 2:
+            raise InvalidArgumentError(f"{name} must look like 384x576 (WxH), got {value!r}.")
+        value = parts
+    try:
+        w, h = value
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must be WxH, got {value!r}.") from None
+    return check_int(f"{name} width", w, lo, hi), check_int(f"{name} height", h, lo, hi)

@@ -1,5 +1,6 @@
 """Poster data: the labels CSV (shared format or Kaggle `MovieGenre.csv`), a torch Dataset over the
-poster JPEGs, 2:3 poster-shaped transforms (torchvision.transforms.v2) and class-balanced sampling.
+poster JPEGs, 2:3 poster-shaped transforms (torchvision.transforms.v2), genre-balanced sampling weights,
+the genre-combination prior, and genre-spread samples of a split.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
-from PIL import Image, ImageOps
-from torch.utils.data import Dataset, WeightedRandomSampler
+from PIL import Image
+from torch.utils.data import Dataset
 from torchvision.transforms import v2 as T
 
 from . import genres as G
@@ -22,7 +23,6 @@ from .images import load_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-POSTER_ASPECT = 2 / 3  # width / height
 
 
 def default_data_dir() -> Path:
@@ -92,9 +92,38 @@ def poster_transform(size: tuple[int, int] = (330, 224), *, train: bool = False,
     return T.Compose(ops)
 
 
-def fit_poster(img: Image.Image, width: int, height: int) -> Image.Image:
-    """Centre-crop any picture to the requested aspect and resize (used for uploads that are not 2:3)."""
-    return ImageOps.fit(img, (width, height), method=Image.Resampling.BICUBIC)
+def balanced_weights(targets: torch.Tensor) -> torch.Tensor:
+    """Per-poster sampling weights that draw rare genres about as often as common ones: the mean inverse
+    frequency of the poster's genres (targets: (N, num_genres) multi-hot)."""
+    inv = 1.0 / targets.float().mean(0).clamp_min(1e-6)
+    return (targets * inv).sum(1) / targets.sum(1).clamp_min(1)
+
+
+def genre_combinations(records: Sequence["PosterRecord"]) -> dict[str, float]:
+    """Share of each genre combination ("A|B", genres in GENRES order) among labelled posters, most common first
+    (the generator draws "any genre" requests from it)."""
+    counts: dict[str, int] = {}
+    for r in records:
+        if r.genres:
+            key = "|".join(sorted(r.genres, key=G.GENRES.index))
+            counts[key] = counts.get(key, 0) + 1
+    total = sum(counts.values()) or 1
+    return {k: v / total for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+
+
+def spread_sample(n: int, data_dir: Optional[str | os.PathLike] = None, split: str = "val") -> list[Path]:
+    """`n` poster files of `split` spread over the genres (round robin over each poster's first genre, by id)."""
+    data = Path(data_dir) if data_dir else default_data_dir()
+    by_genre: dict[str, list[Path]] = {g: [] for g in G.GENRES}
+    for r in sorted(read_labels(data / "labels.csv"), key=lambda r: r.id):
+        if r.split == split and r.genres and (data / "images" / f"{r.id}.jpg").exists():
+            by_genre[r.genres[0]].append(data / "images" / f"{r.id}.jpg")
+    out: list[Path] = []
+    i = 0
+    while len(out) < n and any(len(v) > i for v in by_genre.values()):
+        out += [v[i] for v in by_genre.values() if len(v) > i][: n - len(out)]
+        i += 1
+    return out
 
 
 class PosterDataset(Dataset):
@@ -138,12 +167,3 @@ class PosterDataset(Dataset):
         if self.transform is not None:
             img = self.transform(img)
         return img, self.targets[i]
-
-    def genre_frequencies(self) -> torch.Tensor:
-        return self.targets.mean(0)
-
-    def balanced_sampler(self, num_samples: Optional[int] = None) -> WeightedRandomSampler:
-        """Sampler that draws rare genres about as often as common ones (weight = mean inverse frequency of a poster's genres)."""
-        inv = 1.0 / self.genre_frequencies().clamp_min(1e-6)
-        w = (self.targets * inv).sum(1) / self.targets.sum(1).clamp_min(1)
-        return WeightedRandomSampler(w.double(), num_samples or len(self), replacement=True)

@@ -15,3 +15,7 @@ class InvalidArgumentError(PosterStudioError, ValueError):
 
 class CheckpointError(PosterStudioError, RuntimeError):
     """A model checkpoint is missing, truncated or does not match its config."""
+
+
+class BusyError(PosterStudioError, RuntimeError):
+    """The server is doing as much of this as it can at once; the message says when or what else to try."""

@@ -1,4 +1,4 @@
-"""The genre vocabulary of the poster data: 7 labels, their display names, multi-hot encoding and decoding.
+"""The genre vocabulary of the poster data: 7 labels, their display names, one tolerant parser, multi-hot encoding.
 
 Every other module takes its genres from here.
 """
@@ -70,25 +70,12 @@ def parse_genres(values) -> list[str]:
     return out
 
 
-def display_name(genre: str) -> str:
-    return DISPLAY_NAMES[parse_genre(genre)]
-
-
 def encode(genres: Iterable[str]) -> torch.Tensor:
     """Multi-hot float vector of length NUM_GENRES for a set of genre names."""
     v = torch.zeros(NUM_GENRES)
     for g in genres:
         v[GENRES.index(parse_genre(g))] = 1.0
     return v
-
-
-def decode(vector: Sequence[float] | torch.Tensor, thresholds: Sequence[float] | float = 0.5) -> list[str]:
-    """Genre names whose score reaches its threshold (one threshold per genre, or one for all)."""
-    v = torch.as_tensor(vector, dtype=torch.float32).flatten()
-    if v.numel() != NUM_GENRES:
-        raise InvalidArgumentError(f"Expected {NUM_GENRES} genre scores, got {v.numel()}.")
-    t = torch.as_tensor(thresholds, dtype=torch.float32).expand(NUM_GENRES)
-    return [g for g, s, th in zip(GENRES, v.tolist(), t.tolist()) if s >= th]
 
 
 def split_labels(text: str, sep: str = "|") -> list[str]:

@@ -1,7 +1,12 @@
-"""Opening user images safely: any file, bytes or PIL image in, an RGB PIL image out, or InvalidImageError.
+"""Images in and out: safe loading of user images, the one image<->tensor conversion path, and fitting a
+picture to a size.
 
-Handles grayscale, palette, RGBA/LA (composited on white), CMYK, 16-bit and float modes, animated
-images (first frame), EXIF rotation, and refuses decompression bombs, tiny images and non-images.
+- `load_image`: any file, bytes, array or PIL image in, an RGB PIL image out, or InvalidImageError. Handles
+  grayscale, palette, RGBA/LA (composited on white), CMYK, 16-bit and float modes, animated images (first frame,
+  said in `image_notes`), EXIF rotation; refuses decompression bombs, tiny images and non-images.
+- `to_tensor` / `to_pil`: RGB PIL <-> float (3, H, W) in [0, 1] (torchvision.transforms.v2); `to_pils` for batches.
+- `fit_image(img, (W, H), mode)`: "crop" (centre crop to the aspect) or "fit" (whole picture on a blurred
+  backdrop of itself); `needs_fitting` tells whether the aspect differs.
 """
 from __future__ import annotations
 
@@ -12,11 +17,15 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import torch
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from torchvision.transforms.v2 import functional as TF
 
 MAX_PIXELS = 40_000_000  # ~ 6300x6300; bigger inputs are refused before decoding
 MIN_SIDE = 16
 MAX_FILE_BYTES = 25 * 1024 * 1024
+FIT_MODES = ("crop", "fit")
+NOTE_KEY = "poster_studio_notes"
 
 ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
@@ -100,10 +109,59 @@ def load_image(source: ImageInput, *, min_side: int = MIN_SIDE, max_pixels: int 
         raise InvalidImageError(f"{name} is {w}x{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels.")
     if min(w, h) < min_side:
         raise InvalidImageError(f"{name} is only {w}x{h} pixels; it needs at least {min_side} on each side.")
+    notes = []
     if getattr(img, "is_animated", False):
+        notes.append(f"{name} is animated ({getattr(img, 'n_frames', '?')} frames): its first frame was used.")
         img.seek(0)
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block must not stop a good picture
         pass
-    return _to_rgb(img)
+    out = _to_rgb(img)
+    if notes:
+        out = out.copy() if out is img else out
+        out.info[NOTE_KEY] = notes
+    return out
+
+
+def image_notes(img: Image.Image) -> list[str]:
+    """What `load_image` had to decide for the user (e.g. an animated image's first frame was used)."""
+    return list(img.info.get(NOTE_KEY, []))
+
+
+# ------------------------------------------------------------------------------------------- tensors
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
+    return TF.to_dtype(TF.to_image(img.convert("RGB")), torch.float32, scale=True)
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    """Float tensor (3, H, W) or (1, 3, H, W) in [0, 1] (clamped) -> RGB PIL image."""
+    x = x.detach().float().cpu()
+    if x.dim() == 4:
+        x = x[0]
+    return TF.to_pil_image(TF.to_dtype(x.clamp(0, 1), torch.uint8, scale=True), mode="RGB")
+
+
+def to_pils(x: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> list[Image.Image]:
+    """Batch (N, 3, H, W) with values in `value_range` (e.g. (-1, 1) for a tanh generator) -> RGB PIL images."""
+    lo, hi = value_range
+    return [to_pil((im - lo) / (hi - lo)) for im in x]
+
+
+# ------------------------------------------------------------------------------------------- fitting
+def needs_fitting(img: Image.Image, width: int, height: int, tolerance: float = 0.03) -> bool:
+    """True when the picture's aspect differs from width/height by more than `tolerance`."""
+    return abs(img.width / img.height - width / height) > tolerance
+
+
+def fit_image(img: Image.Image, size: tuple[int, int], mode: str = "crop") -> Image.Image:
+    """The picture at size (W, H): "crop" centre-crops it to the aspect; "fit" shows all of it, centred on a
+    blurred, enlarged copy of itself (no black bars)."""
+    w, h = size
+    if not needs_fitting(img, w, h) or mode == "crop":
+        return ImageOps.fit(img, (w, h), method=Image.Resampling.BICUBIC)
+    backdrop = ImageOps.fit(img, (w, h), method=Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(12))
+    inner = ImageOps.contain(img, (w, h), method=Image.Resampling.BICUBIC)
+    backdrop.paste(inner, ((w - inner.width) // 2, (h - inner.height) // 2))
+    return backdrop

@@ -1,74 +1,32 @@
-"""Genre-conditioned poster GAN: the networks, the `PosterGenerator` service and the `generate` /
-`evaluate-generator` commands.
+"""The generator's networks (all `nn.Module` + `hub.HubMixin`; configuration = `__init__` kwargs; `arch` names
+the family), their discriminators, and DiffAugment.
 
-Networks (all `nn.Module` + `hub.HubMixin`, configuration = `__init__` kwargs, `arch` names the family):
-- `PosterGAN` ("ours"): a lightweight DCGAN-style generator with modern small-data/small-compute tricks,
-  native 128x192 (W x H, the posters' 2:3 shape). Conditioned on the multi-hot genre vector through a
-  learned genre embedding (mean of the ticked genres' embeddings) concatenated to z and fed to every
-  conditional BatchNorm (BigGAN-style per-channel gain/bias). Trained against `PosterCritic`, a
-  spectral-norm projection discriminator (Miyato & Koyama 2018) with the hinge loss, DiffAugment
-  (Zhao et al. 2020) and an EMA of the generator weights (the EMA copy is what is shipped).
-- `DCGANSeed` ("dcgan-seed"): the PyTorch tutorial DCGAN generator, 64x64, unconditional (the seed).
+- `PosterGAN` ("ours"): a lightweight DCGAN-style generator with small-data/small-compute tricks, native 128x192
+  (W x H, the posters' 2:3 shape). Conditioned on the multi-hot genre vector through a learned genre embedding
+  (mean of the ticked genres' embeddings) concatenated to z and fed to every conditional BatchNorm (BigGAN-style
+  per-channel gain/bias). Trained against `PosterCritic`, a spectral-norm projection discriminator (Miyato &
+  Koyama 2018) with the hinge loss, DiffAugment (Zhao et al. 2020) and an EMA of the generator weights.
+- `DCGANSeed` ("dcgan-seed"): the PyTorch tutorial DCGAN generator, 64x64, unconditional (the seed baseline).
 - `CGANSeed` ("cgan-seed"): the seed's conditional DCGAN, 64x128 (W x H), z of 100 + genre vector as input.
-
-Service: `PosterGenerator.load()` reads checkpoints/generator/ (or a Hub repo, see hub.py), whatever
-its `arch`. `generate(genres, n, seed, truncation, size)` returns PIL posters; an empty genre list
-means "any genre": each poster's genre set is drawn (seeded) from the training data's label
-distribution, stored in the checkpoint config (`genre_prior`). Truncation scales z (psi * z, psi in
-(0, 1]). "400x600" is served by Lanczos resampling of the native poster (see the model card).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from . import genres as G
-from . import hub
-from .checks import check_int, check_truncation
-from .errors import CheckpointError, InvalidArgumentError
+from .. import genres as G
+from .. import hub
 
 CHECKPOINT_NAME = "generator"
-SIZES = ("native", "400x600")
-UPSCALED_SIZE = (400, 600)  # (W, H)
-MAX_N = 16
-MAX_N_CLI = 64
-MAX_SEED = 2**63 - 1
-MAX_MORPH_STEPS = 32
 
 
-# ----------------------------------------------------------------------------------------------- helpers
-def genre_vector(genres: Sequence[str]) -> torch.Tensor:
-    """Multi-hot vector (parse_genre validates names; InvalidArgumentError if unknown)."""
-    if isinstance(genres, str):
-        genres = [genres]
-    return G.encode(list(genres))
-
-
-def _norm_condition(c: torch.Tensor) -> torch.Tensor:
+def norm_condition(c: torch.Tensor) -> torch.Tensor:
     """Multi-hot -> weights summing to 1 (mean of the ticked genres' embeddings)."""
     return c / c.sum(1, keepdim=True).clamp_min(1.0)
-
-
-def to_images(x: torch.Tensor) -> list[Image.Image]:
-    """(N, 3, H, W) in [-1, 1] -> RGB PIL images."""
-    arr = ((x.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(a, "RGB") for a in arr]
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    an, bn = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
-    omega = torch.acos((an * bn).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
-    so = torch.sin(omega)
-    if float(so.abs().min()) < 1e-6:
-        return (1 - t) * a + t * b
-    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
 
 
 # ----------------------------------------------------------------------------------------------- ours
@@ -146,7 +104,7 @@ class PosterGAN(GenerativeNet, hub.HubMixin):
         self.to_rgb = nn.Conv2d(self.channels[-1], 3, 3, 1, 1)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        cond = torch.cat([z, self.embed(_norm_condition(c))], 1)
+        cond = torch.cat([z, self.embed(norm_condition(c))], 1)
         x = self.fc(cond).view(-1, self.channels[0], *self.base)
         x = F.leaky_relu(self.fc_norm(x, cond), 0.2)
         for block in self.blocks:
@@ -171,7 +129,7 @@ class PosterCritic(nn.Module, hub.HubMixin):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         h = self.features(x).sum((2, 3))
-        return self.out(h).squeeze(1) + (self.embed(_norm_condition(c)) * h).sum(1)
+        return self.out(h).squeeze(1) + (self.embed(norm_condition(c)) * h).sum(1)
 
 
 # ----------------------------------------------------------------------------------------------- seeds
@@ -320,168 +278,3 @@ def diff_augment(x: torch.Tensor, policy: str = "translation", generator: Option
         elif p:
             raise ValueError(f"Unknown DiffAugment policy {p!r}")
     return x
-
-
-# ----------------------------------------------------------------------------------------------- validation
-def check_size(size: Any) -> str:
-    s = str(size).strip().lower().replace(" ", "") if size is not None else ""
-    if s in ("native", "400x600"):
-        return s
-    raise InvalidArgumentError(f"size must be 'native' or '400x600', got {size!r}.")
-
-
-# ----------------------------------------------------------------------------------------------- service
-def genre_prior_from_records(records) -> dict[str, float]:
-    """Frequency of each genre combination ("A|B" -> share) among labelled posters."""
-    counts: dict[str, int] = {}
-    for r in records:
-        if r.genres:
-            key = "|".join(sorted(r.genres, key=G.GENRES.index))
-            counts[key] = counts.get(key, 0) + 1
-    total = sum(counts.values()) or 1
-    return {k: v / total for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
-
-
-def load_net(directory: Optional[str | Path] = None, hub_repo: Optional[str] = None) -> GenerativeNet:
-    """Load a generator checkpoint folder of any arch (config.json `arch`)."""
-    folder = hub.resolve(CHECKPOINT_NAME, hub_repo=hub_repo, directory=directory)
-    config = folder / "config.json"
-    arch = "ours"
-    if config.is_file():
-        try:
-            arch = json.loads(config.read_text()).get("arch", "ours")
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            pass  # load_model reports the corrupt config
-    if arch not in ARCHS:
-        raise CheckpointError(f"{config}: unknown generator arch {arch!r} (expected one of {sorted(ARCHS)}).")
-    return hub.load_model(ARCHS[arch][0], CHECKPOINT_NAME, directory=folder)
-
-
-class PosterGenerator:
-    """Poster generation service over a trained generator (any arch)."""
-
-    def __init__(self, net: GenerativeNet):
-        self.net = net.eval().requires_grad_(False)
-        prior = getattr(net, "genre_prior", None) or {g: 1.0 / G.NUM_GENRES for g in G.GENRES}
-        keys = list(prior)
-        self._prior_vectors = torch.stack([G.encode(k.split("|")) for k in keys])
-        self._prior_probs = torch.tensor([float(prior[k]) for k in keys], dtype=torch.float64)
-
-    @classmethod
-    def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None) -> "PosterGenerator":
-        return cls(load_net(directory=directory, hub_repo=hub_repo))
-
-    @property
-    def native_size(self) -> tuple[int, int]:
-        return self.net.native_size
-
-    @property
-    def arch(self) -> str:
-        return self.net.arch
-
-    def _conditions(self, genres: list[str], n: int, gen: torch.Generator) -> torch.Tensor:
-        if genres:
-            return G.encode(genres).expand(n, -1).clone()
-        idx = torch.multinomial(self._prior_probs, n, replacement=True, generator=gen)
-        return self._prior_vectors[idx]
-
-    def _render(self, z: torch.Tensor, c: torch.Tensor, size: str) -> list[Image.Image]:
-        with torch.no_grad():
-            imgs = to_images(self.net(z, c))
-        if size == "400x600":
-            imgs = [im.resize(UPSCALED_SIZE, Image.Resampling.LANCZOS) for im in imgs]
-        return imgs
-
-    def latents(self, n: int, seed: int, truncation: float) -> tuple[torch.Tensor, torch.Generator]:
-        gen = torch.Generator().manual_seed(seed)
-        return torch.randn(n, self.net.z_dim, generator=gen) * truncation, gen
-
-    def generate(self, genres: Sequence[str] = (), n: int = 8, seed: int = 0, truncation: float = 0.7,
-                 size: str = "native", *, max_n: int = MAX_N) -> list[Image.Image]:
-        """`n` posters for the genre set (empty = any genre); same arguments -> identical images."""
-        genres = G.parse_genres(genres)
-        n = check_int("n", n, 1, max_n)
-        seed = check_int("seed", seed, 0, MAX_SEED)
-        truncation = check_truncation(truncation)
-        size = check_size(size)
-        z, gen = self.latents(n, seed, truncation)
-        return self._render(z, self._conditions(genres, n, gen), size)
-
-    def morph(self, genres_a: Sequence[str] = (), genres_b: Sequence[str] = (), seed_a: int = 0, seed_b: int = 0,
-              steps: int = 8, size: str = "native", truncation: float = 0.7) -> list[Image.Image]:
-        """`steps` posters interpolating from (genres_a, seed_a) to (genres_b, seed_b): slerp of z, linear genre weights."""
-        genres_a, genres_b = G.parse_genres(genres_a), G.parse_genres(genres_b)
-        seed_a = check_int("seed_a", seed_a, 0, MAX_SEED)
-        seed_b = check_int("seed_b", seed_b, 0, MAX_SEED)
-        steps = check_int("steps", steps, 2, MAX_MORPH_STEPS)
-        truncation = check_truncation(truncation)
-        size = check_size(size)
-        za, gen_a = self.latents(1, seed_a, truncation)
-        zb, gen_b = self.latents(1, seed_b, truncation)
-        ca, cb = self._conditions(genres_a, 1, gen_a), self._conditions(genres_b, 1, gen_b)
-        # interpolate the normalised genre weights so "A" -> "A+B" moves smoothly
-        ca, cb = _norm_condition(ca), _norm_condition(cb)
-        ts = [i / (steps - 1) for i in range(steps)]
-        z = torch.cat([slerp(za, zb, t) for t in ts])
-        c = torch.cat([(1 - t) * ca + t * cb for t in ts])
-        return self._render(z, c, size)
-
-
-# ----------------------------------------------------------------------------------------------- CLI
-def _cmd_generate(args) -> int:
-    genres = G.parse_genres(args.genres or [])  # unknown names fail before the model loads
-    check_int("n", args.n, 1, MAX_N_CLI), check_truncation(args.truncation), check_size(args.size)
-    gen = PosterGenerator.load(directory=args.checkpoint)
-    imgs = gen.generate(genres, n=args.n, seed=args.seed, truncation=args.truncation, size=args.size,
-                        max_n=MAX_N_CLI)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tag = "-".join(genres) or "any"
-    paths = []
-    for i, im in enumerate(imgs):
-        p = out / f"{tag}_seed{args.seed}_{i:02d}.png"
-        im.save(p)
-        paths.append(str(p))
-    print(json.dumps({"arch": gen.arch, "native_size": list(gen.native_size), "size": args.size, "files": paths}))
-    return 0
-
-
-def _cmd_evaluate(args) -> int:
-    from .gan_metrics import evaluate_generator
-
-    result = evaluate_generator(args.images, args.labels, split=args.split, n_per_genre=args.n_per_genre,
-                                checkpoint=args.checkpoint, truncation=args.truncation, seed=args.seed,
-                                images_root=args.data_images)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(text)
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("generate", help="generate posters for a genre set",
-                       description="Write N generated posters (PNG) for the given genres (none = any genre).")
-    p.add_argument("--genres", nargs="*", default=[], metavar="G", help=f"genre names ({', '.join(G.GENRES)})")
-    p.add_argument("--n", type=int, default=8, help=f"number of posters (1..{MAX_N_CLI})")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truncation", type=float, default=0.7, help="0 < psi <= 1 (lower = safer, less varied)")
-    p.add_argument("--size", default="native", help="native or 400x600")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--checkpoint", default=None, help="generator checkpoint folder (default checkpoints/generator)")
-    p.set_defaults(func=_cmd_generate)
-
-    e = sub.add_parser("evaluate-generator", help="KID/FID, conditional accuracy and diversity of generated posters",
-                       description="Score generated posters in DIR/<Genre>/*.png against the real posters of each "
-                                   "genre. With --checkpoint, first generate --n-per-genre posters per genre into DIR.")
-    e.add_argument("--images", required=True, help="folder with one sub-folder of PNGs per genre")
-    e.add_argument("--labels", required=True, help="labels.csv of the real posters (images/ beside it)")
-    e.add_argument("--split", default="val")
-    e.add_argument("--n-per-genre", type=int, default=100)
-    e.add_argument("--checkpoint", default=None, help="generator checkpoint folder to sample from first")
-    e.add_argument("--truncation", type=float, default=1.0, help="truncation used when sampling (default 1.0)")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--data-images", default=None, help="real poster folder (default <labels dir>/images)")
-    e.add_argument("--json-out", default=None, help="also write the JSON here")
-    e.set_defaults(func=_cmd_evaluate)

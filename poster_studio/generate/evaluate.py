@@ -1,4 +1,4 @@
-"""Generated-poster metrics on a fixed pretrained feature extractor (there are no Inception weights here).
+"""How good the generator is: generated-poster metrics on a fixed pretrained feature extractor (there are no Inception weights here).
 
 Features: EfficientNet-Lite0 (ImageNet, `backbones.efficientnet_lite0`) global-average-pooled 1280-d
 features of the image resized to 128x192 (W x H, the poster shape; square or 1:2 outputs are stretched
@@ -24,19 +24,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import genres as G
-from .data import IMAGENET_MEAN, IMAGENET_STD, read_labels
-from .errors import InvalidArgumentError
-from .images import load_image
+from torchvision.transforms.v2 import functional as TF
+
+from .. import genres as G
+from ..backbones import efficientnet_lite0
+from ..data import IMAGENET_MEAN, IMAGENET_STD, read_labels
+from ..errors import InvalidArgumentError
+from ..images import load_image, to_tensor
+from .service import PosterGenerator
 
 FEATURE_SIZE = (128, 192)  # (W, H)
-CACHE_DIR = Path(__file__).resolve().parents[1] / "cache" / "gan_metrics"
+CACHE_DIR = Path(__file__).resolve().parents[2] / "cache" / "gan_metrics"
 
 
 @functools.lru_cache(maxsize=1)
 def _extractor() -> torch.nn.Module:
-    from .backbones import efficientnet_lite0
-
     model = efficientnet_lite0(pretrained=True)
     model.reset_classifier(0)
     return model.eval().requires_grad_(False)
@@ -46,13 +48,11 @@ def _extractor() -> torch.nn.Module:
 def features(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
     """(N, 1280) float64 pooled EfficientNet-Lite0 features of RGB PIL images."""
     model = _extractor()
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     out = []
     for i in range(0, len(images), batch_size):
-        chunk = [im.convert("RGB").resize(FEATURE_SIZE, Image.Resampling.BICUBIC) for im in images[i: i + batch_size]]
-        x = torch.from_numpy(np.stack([np.asarray(im) for im in chunk])).permute(0, 3, 1, 2).float() / 255.0
-        out.append(model((x - mean) / std).double().numpy())
+        x = torch.stack([to_tensor(im.resize(FEATURE_SIZE, Image.Resampling.BICUBIC))
+                         for im in images[i: i + batch_size]])
+        out.append(model(TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)).double().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1280))
 
 
@@ -152,7 +152,7 @@ def _load_generated(images_dir: Path, genre: str, limit: Optional[int]) -> list[
 def _classifier_probs(images: list[Image.Image], state: dict) -> Optional[np.ndarray]:
     if "clf" not in state:
         try:
-            from .classifier import Classifier
+            from ..classify import Classifier  # a sibling capability, used only as a judge
 
             state["clf"] = Classifier.load()
         except Exception as exc:  # missing/corrupt checkpoint, module not built yet
@@ -175,14 +175,12 @@ def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split:
     result: dict = {"split": split, "feature_extractor": "EfficientNet-Lite0 avg-pool 1280-d @128x192"}
     t0 = time.time()
     if checkpoint is not None:
-        from .generator import PosterGenerator
-
         gen = PosterGenerator.load(directory=checkpoint)
         result.update(arch=gen.arch, native_size=list(gen.native_size), truncation=truncation)
         for g in genres:
             (images_dir / g).mkdir(parents=True, exist_ok=True)
-            for i, im in enumerate(gen.generate([g], n=n_per_genre, seed=seed, truncation=truncation,
-                                                max_n=n_per_genre)):
+            z, rng = gen.latents(n_per_genre, seed, truncation)
+            for i, im in enumerate(gen.render(z, gen.conditions([g], n_per_genre, rng))):
                 im.save(images_dir / g / f"{i:04d}.png")
         result["generate_seconds"] = round(time.time() - t0, 1)
     f_real, l_real = real_features(labels_csv, split, images_root)

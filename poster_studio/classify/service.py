@@ -1,0 +1,148 @@
+"""`Classifier`: the genre classification service the app, the CLI and the other capabilities use.
+
+One forward pass per picture (`analyze`) gives the scores, the labels above their thresholds, the similar
+posters and a kept feature map, from which `heatmap` draws Grad-CAM for any genre by rerunning only the head.
+Arguments are checked once, in `check_inputs`; its limits are the class attributes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .. import genres as G
+from .. import hub
+from ..checks import check_float, check_int
+from ..device import default_device
+from ..errors import CheckpointError
+from ..images import ImageInput, fit_image, image_notes, load_image, needs_fitting
+from .model import CHECKPOINT_NAME, INDEX_TENSORS, EmbeddingIndex, PosterClassifier, load_index, preprocess
+
+
+@dataclass
+class Analysis:
+    """What one pass of the classifier found in one picture; `Classifier.heatmap` draws from it."""
+
+    scores: dict[str, float]          # genre -> probability
+    labels: list[str]                 # genres at or above their threshold
+    top: str                          # the most probable genre
+    similar: list[dict]               # nearest training posters: id, title, year, distance
+    shown: Image.Image                # the picture as the network saw it (2:3), at its own height
+    notes: list[str] = field(default_factory=list)  # what was decided for the user (animated image ...)
+    feature_map: Optional[torch.Tensor] = field(default=None, repr=False)  # (1, C, h, w), detached
+
+
+class Classifier:
+    """Genre classification service: predictions, Grad-CAM heatmaps and similar posters."""
+
+    MAX_K = 50              # similar posters per request
+    BATCH = 32
+
+    def __init__(self, model: PosterClassifier, index: Optional[EmbeddingIndex] = None,
+                 device: Optional[torch.device] = None):
+        self.device = device or default_device()
+        self.model = model.eval().requires_grad_(False).to(self.device)
+        self.index = index
+        self.genres = tuple(model.genres)
+        self.thresholds = list(model.thresholds)
+
+    @classmethod
+    def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None) -> "Classifier":
+        folder = hub.resolve(CHECKPOINT_NAME, hub_repo=hub_repo, directory=directory)
+        model = hub.load_model(PosterClassifier, CHECKPOINT_NAME, directory=folder)
+        index = load_index(folder) if (folder / INDEX_TENSORS).exists() else None
+        return cls(model, index)
+
+    # -- arguments
+    def check_inputs(self, *, image: Any = None, genre: Optional[str] = None, k: Any = None,
+                     alpha: Any = None) -> dict:
+        """Validated arguments (only those given): image -> RGB PIL, genre -> label or "top", k, alpha."""
+        out: dict = {}
+        if image is not None:
+            out["image"] = load_image(image)
+        if genre is not None:
+            out["genre"] = "top" if str(genre).strip().lower() in ("", "top") else G.parse_genre(genre)
+        if k is not None:
+            out["k"] = check_int("Similar posters (k)", k, 0, self.MAX_K)
+        if alpha is not None:
+            out["alpha"] = check_float("Heatmap opacity", alpha, 0.0, 1.0)
+        return out
+
+    # -- batches (evaluation, other capabilities)
+    def _input(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        return torch.stack([preprocess(load_image(im), self.model.image_size) for im in images]).to(self.device)
+
+    @torch.no_grad()
+    def _run(self, images: Sequence[ImageInput]) -> tuple[torch.Tensor, torch.Tensor]:
+        probs, embs = [], []
+        for i in range(0, len(images), self.BATCH):
+            logits, emb = self.model.head_from_map(self.model.trunk(self.model.stem(self._input(images[i: i + self.BATCH]))))
+            probs.append(torch.sigmoid(logits).cpu())
+            embs.append(F.normalize(emb, dim=1).cpu())
+        if not probs:
+            return torch.zeros(0, len(self.genres)), torch.zeros(0, self.model.embed.out_features)
+        return torch.cat(probs), torch.cat(embs)
+
+    def predict_proba(self, images: Sequence[ImageInput]) -> np.ndarray:
+        """(N, num_genres) sigmoid probabilities, columns in `genres` order."""
+        return self._run(list(images))[0].numpy()
+
+    def embed(self, images: Sequence[ImageInput]) -> np.ndarray:
+        """(N, 128) L2-normalised embeddings."""
+        return self._run(list(images))[1].numpy()
+
+    def _labels(self, p: Sequence[float]) -> list[str]:
+        return [g for g, s, t in zip(self.genres, p, self.thresholds) if s >= t]
+
+    # -- one picture
+    def predict(self, image: ImageInput) -> dict:
+        """{"scores": {genre: prob}, "labels": [genres above threshold], "top": genre}."""
+        p = self._run([self.check_inputs(image=image)["image"]])[0][0].tolist()
+        return {"scores": {g: round(s, 4) for g, s in zip(self.genres, p)}, "labels": self._labels(p),
+                "top": self.genres[int(np.argmax(p))]}
+
+    def similar(self, image: ImageInput, k: int = 5) -> list[dict]:
+        return self.analyze(image, k=k).similar
+
+    def analyze(self, image: ImageInput, k: int = 5) -> Analysis:
+        """Scores, labels, the k most similar known posters and the kept feature map, from ONE network pass."""
+        a = self.check_inputs(image=image, k=k)
+        img, k = a["image"], a["k"]
+        if k and self.index is None:
+            raise CheckpointError("This classifier checkpoint has no embeddings index: rerun train/train_classifier.py.")
+        h, w = self.model.image_size
+        with torch.no_grad():
+            fmap = self.model.trunk(self.model.stem(preprocess(img, (h, w))[None].to(self.device)))
+            logits, emb = self.model.head_from_map(fmap)
+        p = torch.sigmoid(logits[0]).cpu().tolist()
+        shown = fit_image(img, (round(img.height * w / h), img.height), "crop") if needs_fitting(img, w, h) else img
+        notes = image_notes(img)
+        if needs_fitting(img, w, h):
+            notes.append(f"The picture is not 2:3 ({img.width}x{img.height}): its centre 2:3 part was classified.")
+        return Analysis(scores={g: round(s, 4) for g, s in zip(self.genres, p)}, labels=self._labels(p),
+                        top=self.genres[int(np.argmax(p))],
+                        similar=self.index.nearest(F.normalize(emb, dim=1)[0], k) if k else [],
+                        shown=shown, notes=notes, feature_map=fmap.detach())
+
+    def heatmap(self, analysis: Analysis, genre: str = "top", alpha: float = 0.5) -> tuple[str, Image.Image]:
+        """(genre, Grad-CAM overlay) for `genre` ("top" = the analysis' top genre), from the kept feature map: only
+        the head reruns."""
+        a = self.check_inputs(genre=genre, alpha=alpha)
+        g = analysis.top if a["genre"] == "top" else a["genre"]
+        fmap = analysis.feature_map.clone().requires_grad_(True)
+        with torch.enable_grad():
+            logits, _ = self.model.head_from_map(fmap)
+            (grad,) = torch.autograd.grad(logits[0, self.genres.index(g)], fmap)
+        cam = F.relu((grad.mean((2, 3), keepdim=True) * fmap.detach()).sum(1, keepdim=True))
+        shown = analysis.shown
+        cam = F.interpolate(cam, size=(shown.height, shown.width), mode="bilinear", align_corners=False)[0, 0]
+        cam = (cam / cam.max() if cam.max() > 0 else cam).cpu().numpy()
+        heat = matplotlib.colormaps["jet"](cam)[..., :3]
+        out = (1 - a["alpha"]) * np.asarray(shown, dtype=np.float32) / 255.0 + a["alpha"] * heat
+        return g, Image.fromarray((out * 255).clip(0, 255).astype(np.uint8))

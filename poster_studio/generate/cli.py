@@ -1,0 +1,66 @@
+"""`python -m poster_studio generate | evaluate-generator`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import genres as G
+from .evaluate import evaluate_generator
+from .service import PosterGenerator
+
+
+def _cmd_generate(args) -> int:
+    gen = PosterGenerator.load(directory=args.checkpoint)
+    a = gen.check_inputs(genres=args.genres or [], n=args.n, seed=args.seed, truncation=args.truncation,
+                         size=args.size)
+    imgs = gen.generate(a["genres"], n=a["n"], seed=a["seed"], truncation=a["truncation"], size=a["size"])
+    genres = a["genres"]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = "-".join(genres) or "any"
+    paths = []
+    for i, im in enumerate(imgs):
+        p = out / f"{tag}_seed{args.seed}_{i:02d}.png"
+        im.save(p)
+        paths.append(str(p))
+    print(json.dumps({"arch": gen.arch, "native_size": list(gen.native_size), "size": args.size, "files": paths}))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    result = evaluate_generator(args.images, args.labels, split=args.split, n_per_genre=args.n_per_genre,
+                                checkpoint=args.checkpoint, truncation=args.truncation, seed=args.seed,
+                                images_root=args.data_images)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(text)
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("generate", help="generate posters for a genre set",
+                       description="Write N generated posters (PNG) for the given genres (none = any genre).")
+    p.add_argument("--genres", nargs="*", default=[], metavar="G", help=f"genre names ({', '.join(G.GENRES)})")
+    p.add_argument("--n", type=int, default=8, help=f"number of posters (1..{PosterGenerator.MAX_COUNT})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, default=0.7, help="0 < psi <= 1 (lower = safer, less varied)")
+    p.add_argument("--size", default="native", help=" or ".join(PosterGenerator.SIZES))
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--checkpoint", default=None, help="generator checkpoint folder (default checkpoints/generator)")
+    p.set_defaults(func=_cmd_generate)
+
+    e = sub.add_parser("evaluate-generator", help="KID/FID, conditional accuracy and diversity of generated posters",
+                       description="Score generated posters in DIR/<Genre>/*.png against the real posters of each "
+                                   "genre. With --checkpoint, first generate --n-per-genre posters per genre into DIR.")
+    e.add_argument("--images", required=True, help="folder with one sub-folder of PNGs per genre")
+    e.add_argument("--labels", required=True, help="labels.csv of the real posters (images/ beside it)")
+    e.add_argument("--split", default="val")
+    e.add_argument("--n-per-genre", type=int, default=100)
+    e.add_argument("--checkpoint", default=None, help="generator checkpoint folder to sample from first")
+    e.add_argument("--truncation", type=float, default=1.0, help="truncation used when sampling (default 1.0)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--data-images", default=None, help="real poster folder (default <labels dir>/images)")
+    e.add_argument("--json-out", default=None, help="also write the JSON here")
+    e.set_defaults(func=_cmd_evaluate)

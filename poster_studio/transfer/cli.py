@@ -1,0 +1,89 @@
+"""`python -m poster_studio transfer | evaluate-transfer`."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .. import genres as G
+from .. import hub
+from ..classify import Classifier
+from ..errors import InvalidArgumentError
+from ..images import FIT_MODES, image_notes
+from .engines import DEFAULT_STEPS
+from .evaluate import evaluate_transfer
+from .service import CHECKPOINT_NAME, GenreTransfer
+
+
+def _cmd_transfer(args) -> int:
+    gt = GenreTransfer.load(hub_repo=args.hub_repo, directory=args.checkpoint)
+    out = Path(args.out)
+    if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp"}:
+        raise InvalidArgumentError(f"--out must end in .png, .jpg or .webp, got {args.out!r}.")
+
+    def progress(frac, _preview):
+        print(f"\r{frac * 100:5.1f}%", end="", file=sys.stderr, flush=True)
+
+    img = gt.transfer(args.content, args.genre, engine=args.engine, strength=args.strength,
+                      preserve_color=args.preserve_color, size=args.size, style_images=args.style or None,
+                      steps=args.steps, fit=args.fit, progress=progress if args.engine == "quality" else None)
+    if args.engine == "quality":
+        print(file=sys.stderr)
+    for note in image_notes(img):
+        print(f"note: {note}", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img.save(out)
+    print(str(out))
+    return 0
+
+
+def _classifier(args):
+    return Classifier.load(hub_repo=args.hub_repo, directory=args.classifier)
+
+
+def _cmd_evaluate(args) -> int:
+    res = evaluate_transfer(args.content, args.genre, engine=args.engine, strength=args.strength, size=args.size,
+                            steps=args.steps, transfer=GenreTransfer.load(hub_repo=args.hub_repo,
+                                                                          directory=args.checkpoint),
+                            save_dir=args.save_dir, n_val_posters=args.val_posters, classifier=_classifier(args))
+    res["classifier_checkpoint"] = str(args.classifier or hub.resolve("classifier", hub_repo=args.hub_repo))
+    res["transfer_checkpoint"] = str(args.checkpoint or hub.resolve(CHECKPOINT_NAME, hub_repo=args.hub_repo))
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.json_out:
+        Path(args.json_out).write_text(text)
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("transfer", help="Restyle a picture as a genre's poster (or as your style images).")
+    p.add_argument("--content", required=True, metavar="FILE")
+    p.add_argument("--genre", default=None, help=f"one of {', '.join(G.GENRES)}")
+    p.add_argument("--engine", choices=GenreTransfer.ENGINES, default="fast")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = content, 1 = full style (default)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    p.add_argument("--size", default="384x576", help="output WxH (default 384x576)")
+    p.add_argument("--style", nargs="+", metavar="FILE", help="style images replacing the genre's exemplars")
+    p.add_argument("--steps", type=int, default=None, help=f"quality engine steps (default {DEFAULT_STEPS}, at most "
+                                                            f"{GenreTransfer.MAX_STEPS})")
+    p.add_argument("--fit", choices=FIT_MODES, default="crop",
+                   help="a picture that is not 2:3: crop its centre (default) or fit it whole on a blurred backdrop")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default checkpoints/transfer)")
+    p.add_argument("--hub-repo", default=None)
+    p.set_defaults(func=_cmd_transfer)
+    e = sub.add_parser("evaluate-transfer", help="Genre hit rate, SSIM and speed of transfer over a folder (JSON).")
+    e.add_argument("--content", required=True, metavar="DIR")
+    e.add_argument("--val-posters", type=int, default=0,
+                   help="also use N validation posters from $POSTER_STUDIO_DATA (spread over genres)")
+    e.add_argument("--genre", nargs="+", required=True)
+    e.add_argument("--engine", choices=GenreTransfer.ENGINES, default="fast")
+    e.add_argument("--strength", type=float, default=1.0)
+    e.add_argument("--size", default="384x576")
+    e.add_argument("--steps", type=int, default=None)
+    e.add_argument("--save-dir", default=None, help="also save the transferred images here")
+    e.add_argument("--json-out", default=None, help="also write the JSON here")
+    e.add_argument("--checkpoint", default=None, help="transfer checkpoint folder (default checkpoints/transfer)")
+    e.add_argument("--classifier", default=None, help="classifier checkpoint folder (default checkpoints/classifier)")
+    e.add_argument("--hub-repo", default=None)
+    e.set_defaults(func=_cmd_evaluate)

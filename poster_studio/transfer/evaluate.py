@@ -1,0 +1,94 @@
+"""How good genre transfer is: the genre hit rate of restyled pictures under the project's classifier, content
+kept (SSIM of luma) and seconds per image."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .. import genres as G
+from ..classify import Classifier  # the judge
+from ..data import spread_sample
+from ..errors import InvalidArgumentError
+from ..images import fit_image, load_image, to_tensor
+from .service import GenreTransfer
+from .style import rgb_to_yiq
+
+
+def ssim(a: Image.Image, b: Image.Image) -> float:
+    """SSIM of the luma channels (Gaussian window 11, sigma 1.5; Wang et al. 2004)."""
+    def luma(im):
+        return rgb_to_yiq(to_tensor(im)[None])[:, :1] * 255.0
+
+    x, y = luma(a), luma(b.resize(a.size, Image.Resampling.BICUBIC))
+    g = torch.exp(-(torch.arange(11) - 5.0) ** 2 / (2 * 1.5 ** 2))
+    g = (g / g.sum())
+    k = (g[:, None] * g[None, :]).view(1, 1, 11, 11)
+    mu_x, mu_y = F.conv2d(x, k), F.conv2d(y, k)
+    sxx = F.conv2d(x * x, k) - mu_x ** 2
+    syy = F.conv2d(y * y, k) - mu_y ** 2
+    sxy = F.conv2d(x * y, k) - mu_x * mu_y
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    m = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
+    return float(m.mean())
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence[str], *, engine: str = "fast",
+                      strength: float = 1.0, size=(384, 576), steps: Optional[int] = None,
+                      transfer: Optional[GenreTransfer] = None, classifier=None, save_dir=None,
+                      n_val_posters: int = 0, data_dir=None) -> dict:
+    """Hit rate (top-1 genre of the project's classifier == target), SSIM vs the (fitted) input, s/image.
+    Content: the images in `content_dir` plus `n_val_posters` validation posters (see val_posters)."""
+    files = []
+    if content_dir is not None:
+        folder = Path(content_dir)
+        if not folder.is_dir():
+            raise InvalidArgumentError(f"Content folder not found: {folder}")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if n_val_posters:
+        files += spread_sample(n_val_posters, data_dir)
+    if not files:
+        raise InvalidArgumentError(f"No content images in {content_dir}.")
+    gs = [G.parse_genre(g) for g in genres]
+    if not gs:
+        raise InvalidArgumentError("Give at least one genre.")
+    if classifier is None:
+        classifier = Classifier.load()
+    gt = transfer or GenreTransfer.load()
+    w, h = gt.check_inputs(content=files[0], genre=gs[0], engine=engine, size=size, steps=steps)["size"]
+    contents = [fit_image(load_image(f), (w, h)) for f in files]
+    result = {"engine": engine, "strength": strength, "size": f"{w}x{h}", "images": len(files),
+              "content": [f.name for f in files],
+              "content_preservation": "SSIM of luma vs the input fitted to the output size (1 = identical)",
+              "genres": {}}
+    base = classifier.predict_proba(contents)
+    result["input_top1_share"] = {g: round(float((base.argmax(1) == G.GENRES.index(g)).mean()), 4) for g in gs}
+    for g in gs:
+        outs, t0 = [], time.perf_counter()
+        for c in contents:
+            outs.append(gt.transfer(c, g, engine=engine, strength=strength, size=(w, h), steps=steps))
+        sec = (time.perf_counter() - t0) / len(contents)
+        probs = classifier.predict_proba(outs)
+        hit = float((probs.argmax(1) == G.GENRES.index(g)).mean())
+        result["genres"][g] = {"hit_rate": round(hit, 4),
+                               "mean_target_prob": round(float(probs[:, G.GENRES.index(g)].mean()), 4),
+                               "ssim": round(float(np.mean([ssim(c, o) for c, o in zip(contents, outs)])), 4),
+                               "seconds_per_image": round(sec, 3)}
+        if save_dir is not None:
+            d = Path(save_dir) / g
+            d.mkdir(parents=True, exist_ok=True)
+            for f, o in zip(files, outs):
+                o.save(d / f"{f.stem}.jpg", quality=90)
+    per = result["genres"].values()
+    result["average"] = {k: round(float(np.mean([r[k] for r in per])), 4)
+                         for k in ("hit_rate", "mean_target_prob", "ssim", "seconds_per_image")}
+    return result

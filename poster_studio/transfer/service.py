@@ -1,0 +1,184 @@
+"""`GenreTransfer`: restyle any picture as a genre's poster, from exemplar posters the classifier picked (or from
+the user's own style images).
+
+Engines (engines.py): "fast" = AdaIN with the decoder trained here; the result then gets the exemplars' pixel
+colour mean/covariance (blended by strength), and `fast_detail` (0.3) of the colour-matched content is mixed back
+in because the CPU-trained decoder reproduces little detail. "quality" = Gatys multi-style optimisation (minutes;
+previews through `progress`, stops when `cancel` is set). Colour preservation keeps the content's chroma.
+
+Arguments are checked once, in `check_inputs`; its limits are the class attributes. The fast engine serves many
+requests at once; the quality engine runs one job at a time (QUALITY_SLOTS) and refuses a second at once
+(BusyError) instead of queueing it behind a job of minutes, and one job's cost is capped (QUALITY_BUDGET).
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from .. import genres as G
+from .. import hub
+from ..checks import check_choice, check_float, check_int, check_size
+from ..errors import BusyError, CheckpointError, InvalidArgumentError
+from ..images import FIT_MODES, NOTE_KEY, ImageInput, fit_image, image_notes, load_image, needs_fitting, to_pil, \
+    to_tensor
+from ..backbones import shared_vgg19
+from .engines import DEFAULT_STEPS, AdaINDecoder, FastEngine, GatysConfig, GatysEngine, Progress
+from .exemplars import ExemplarBank
+from .style import ENCODER_LAYER, GenreStyle, blend_colors, blend_statistics, match_colors, preserve_colors, \
+    style_statistics
+
+CHECKPOINT_NAME = "transfer"
+
+
+class GenreTransfer:
+    """Genre transfer service (see the module docstring)."""
+
+    ENGINES = ("fast", "quality")
+    MIN_SIDE, MAX_SIDE = 64, 1024
+    SIZES = ("256x384", "384x576", "512x768")  # offered in the app; any WxH within the sides is accepted
+    MAX_STEPS = 500
+    QUALITY_BUDGET = 500 * 512 * 768        # steps x output pixels one quality job may cost
+    MAX_STYLE_IMAGES = 16
+    QUALITY_SLOTS = 1
+    FAST_DETAIL = 0.3
+
+    def __init__(self, decoder: AdaINDecoder, bank: Optional[ExemplarBank] = None,
+                 gatys: Optional[GatysConfig] = None):
+        self.decoder = decoder.eval()
+        self.bank = bank
+        self.fast = FastEngine(self.decoder)
+        self.fast_color_match = True
+        self.fast_detail = self.FAST_DETAIL
+        self.quality = GatysEngine(gatys)
+        self._quality_slots = threading.BoundedSemaphore(self.QUALITY_SLOTS)
+
+    @classmethod
+    def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None) -> "GenreTransfer":
+        folder = hub.resolve(CHECKPOINT_NAME, hub_repo=hub_repo, directory=directory)
+        decoder = hub.load_model(AdaINDecoder, CHECKPOINT_NAME, directory=folder)
+        return cls(decoder, ExemplarBank.load(folder))
+
+    # -- arguments
+    def check_inputs(self, *, content: Any = None, genre: Any = None, engine: Any = "fast", strength: Any = 1.0,
+                     size: Any = "384x576", steps: Any = None, style_images: Optional[Sequence[Any]] = None,
+                     fit: Any = "crop", preserve_color: Any = False, style_given: bool = False) -> dict:
+        """All arguments of `transfer`, validated: InvalidArgumentError / InvalidImageError with one line.
+        `style_given`: the caller brings precomputed statistics, so no genre or style image is needed."""
+        engine = check_choice("Engine", engine, self.ENGINES)
+        w, h = check_size("Size", size, self.MIN_SIDE, self.MAX_SIDE)
+        n_steps = None
+        if engine == "quality":
+            n_steps = DEFAULT_STEPS if steps in (None, "") else check_int("Steps", steps, 1, self.MAX_STEPS)
+            if n_steps * w * h > self.QUALITY_BUDGET:
+                raise InvalidArgumentError(
+                    f"A quality transfer of {n_steps} steps at {w}x{h} is too costly for this server: at {w}x{h} use "
+                    f"at most {self.QUALITY_BUDGET // (w * h)} steps (steps x pixels <= 500 x 512x768).")
+        styles = [s for s in (style_images or []) if s is not None and s != ""]
+        if len(styles) > self.MAX_STYLE_IMAGES:
+            raise InvalidArgumentError(f"At most {self.MAX_STYLE_IMAGES} style images, got {len(styles)}.")
+        g = G.parse_genre(genre) if genre not in (None, "") else None
+        if g is None and not styles and not style_given:
+            raise InvalidArgumentError("Choose a genre (or upload your own style images).")
+        if content is None:
+            raise InvalidArgumentError("No picture: upload one (or pick an example) first.")
+        return {"content": load_image(content), "genre": g, "engine": engine,
+                "strength": check_float("Strength", strength, 0.0, 1.0), "size": (w, h), "steps": n_steps,
+                "style_images": [load_image(s) for s in styles], "fit": check_choice("Fit", fit, FIT_MODES),
+                "preserve_color": bool(preserve_color)}
+
+    # -- exemplars
+    def exemplars(self, genre: str) -> list[dict]:
+        g = G.parse_genre(genre)
+        if self.bank is None:
+            raise CheckpointError("No exemplar statistics loaded: run train/build_exemplars.py.")
+        return [{"id": e["id"], "title": e["title"], "year": e["year"]} for e in self.bank.style(g).exemplars]
+
+    def style_from_images(self, images: Sequence[ImageInput], grams: bool = True) -> GenreStyle:
+        """Blended statistics (equal weights) of style images, as a genre's exemplars would give."""
+        pils = [load_image(im) for im in images]
+        stats = style_statistics(pils, shared_vgg19(), grams=grams)
+        mean, std, gr = blend_statistics(stats)
+        pm, pc = blend_colors(stats)
+        ex = [{"id": f"user_{i}", "title": "your style image", "year": "", "weight": 1.0 / len(pils)}
+              for i in range(len(pils))]
+        return GenreStyle("custom", ex, mean, std, gr, pixel_mean=pm, pixel_cov=pc)
+
+    def quality_busy(self) -> bool:
+        """True while every quality slot runs a job."""
+        if self._quality_slots.acquire(blocking=False):
+            self._quality_slots.release()
+            return False
+        return True
+
+    # -- transfer
+    def transfer(self, content: ImageInput, genre: Optional[str] = None, *, engine: str = "fast",
+                 strength: float = 1.0, preserve_color: bool = False, size: Any = (384, 576),
+                 style_images: Optional[Sequence[ImageInput]] = None, steps: Optional[int] = None,
+                 fit: str = "crop", progress: Progress = None, cancel: Optional[threading.Event] = None,
+                 color_match: Optional[bool] = None, style: Optional[GenreStyle] = None):
+        """The restyled picture (PIL, at `size`). `image_notes(result)` says what was decided for the user (the
+        picture cropped or fitted to 2:3, an animated image's first frame). `color_match` (default: on for the fast
+        engine) gives the result the exemplars' pixel colours; `preserve_color` overrides it. `style`: precomputed
+        statistics (e.g. from style_from_images) used instead of the genre's."""
+        a = self.check_inputs(content=content, genre=genre, engine=engine, strength=strength, size=size, steps=steps,
+                              style_images=style_images, fit=fit, preserve_color=preserve_color,
+                              style_given=style is not None)
+        src, (w, h) = a["content"], a["size"]
+        notes = image_notes(src)
+        if needs_fitting(src, w, h):
+            how = "centre-cropped" if a["fit"] == "crop" else "fitted whole (blurred backdrop)"
+            notes.append(f"Your {src.width}x{src.height} picture was {how} to the 2:3 poster shape ({w}x{h}).")
+        img = fit_image(src, (w, h), a["fit"])
+        if a["strength"] == 0.0:
+            if progress is not None:
+                progress(1.0, img)
+            return _with_notes(img, notes)
+        if style is None:
+            style = self.style_from_images(a["style_images"], grams=a["engine"] == "quality") if a["style_images"] \
+                else self._genre_style(a["genre"])
+        x = to_tensor(img)[None]
+        if a["engine"] == "fast":
+            out = self._fast(x, style, a["strength"], a["preserve_color"], color_match)
+            if progress is not None:
+                progress(1.0, None)
+        else:
+            if not style.gram:
+                raise CheckpointError("The exemplar statistics have no Gram matrices: rerun train/build_exemplars.py.")
+            if not self._quality_slots.acquire(blocking=False):
+                raise BusyError("The quality engine is busy with another picture (one at a time on this server): "
+                                "try again in a few minutes, or use the fast engine.")
+            try:
+                out = self.quality.run(x, style.gram, steps=a["steps"], strength=a["strength"], progress=progress,
+                                       cancel=cancel)
+            finally:
+                self._quality_slots.release()
+            if cancel is not None and cancel.is_set():
+                notes.append("Cancelled: this is the picture so far.")
+        if a["preserve_color"]:
+            out = preserve_colors(out, x)
+        return _with_notes(to_pil(out), notes)
+
+    def _genre_style(self, genre: str) -> GenreStyle:
+        if self.bank is None:
+            raise CheckpointError("No exemplar statistics loaded: run train/build_exemplars.py.")
+        return self.bank.style(genre)
+
+    def _fast(self, x: torch.Tensor, style: GenreStyle, strength: float, preserve_color: bool,
+              color_match: Optional[bool]) -> torch.Tensor:
+        out = self.fast.run(x, style.mean[ENCODER_LAYER], style.std[ENCODER_LAYER], strength)
+        cm = (self.fast_color_match if color_match is None else color_match) and not preserve_color \
+            and style.pixel_mean is not None
+        if cm:
+            out = (1 - strength) * out + strength * match_colors(out, style.pixel_mean, style.pixel_cov)
+        if self.fast_detail > 0:  # the small CPU-trained decoder loses detail: mix the content back in
+            ref = match_colors(x, style.pixel_mean, style.pixel_cov) if cm else x
+            out = (1 - self.fast_detail) * out + self.fast_detail * ref
+        return out
+
+
+def _with_notes(img, notes: list[str]):
+    img.info[NOTE_KEY] = list(notes)
+    return img

@@ -1,0 +1,347 @@
+"""What the tabs share: the services (loaded once, in the background, each failing alone), turning library errors
+into one-line messages, widgets that hand raw values to the services (which validate them), result files,
+example pictures and poster thumbnails, and ZeroGPU support.
+
+Nothing here knows a model: the tabs call the services of poster_studio directly.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Generic, Optional, Sequence, TypeVar
+
+import gradio as gr
+
+from poster_studio import genres as G
+from poster_studio.classify import Classifier
+from poster_studio.data import default_data_dir
+from poster_studio.errors import PosterStudioError
+from poster_studio.generate import PosterGenerator
+from poster_studio.images import load_image
+from poster_studio.transfer import GenreTransfer
+
+log = logging.getLogger("poster_studio.app")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTENT_ENV = "POSTER_STUDIO_CONTENT"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+GENRE_CHOICES = [(G.DISPLAY_NAMES[g], g) for g in G.GENRES]
+
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------------------------------------ services
+class ServiceSlot(Generic[T]):
+    """One capability service, loaded at most once (thread-safe); `error` says why it is unavailable."""
+
+    def __init__(self, title: str, loader: Callable[[], T], how_to_fix: str):
+        self.title, self.loader, self.how_to_fix = title, loader, how_to_fix
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self.service: Optional[T] = None
+        self.error: Optional[str] = None
+
+    @property
+    def state(self) -> str:
+        if not self._done.is_set():
+            return "loading" if self._lock.locked() else "pending"
+        return "ready" if self.service is not None else "failed"
+
+    def load(self) -> Optional[T]:
+        """Load the service now (or wait for a load in progress); returns it or None (see `error`)."""
+        with self._lock:
+            if self._done.is_set():
+                return self.service
+            t0 = time.perf_counter()
+            try:
+                self.service = self.loader()
+            except PosterStudioError as exc:
+                self.error = str(exc)
+            except Exception as exc:  # a broken checkpoint or module must not take the other tabs down
+                log.exception("loading the %s failed", self.title)
+                self.error = f"{type(exc).__name__}: {exc}"
+            if self.service is not None:
+                log.info("%s loaded in %.1f s", self.title, time.perf_counter() - t0)
+            else:
+                log.warning("%s not available: %s", self.title, self.error)
+            self._done.set()
+            return self.service
+
+    def get(self) -> T:
+        """The service, loading it if needed; PosterStudioError with the reason when it is unavailable."""
+        service = self.load()
+        if service is None:
+            raise PosterStudioError(f"The {self.title} model is not available: {self.error}")
+        return service
+
+    def status_markdown(self) -> str:
+        """Empty when ready; else a Markdown note saying why the tab cannot work (or that it is loading)."""
+        if self.state == "ready":
+            return ""
+        if self.state in ("pending", "loading"):
+            return f"⏳ Loading the {self.title} model…"
+        fix = "" if "train" in (self.error or "").lower() else f"\n\n{self.how_to_fix}"
+        return (f"### ⚠️ This tab is unavailable\n\n**Model not available:** {self.error}{fix}\n\n"
+                "_The other tabs keep working._")
+
+
+def _hub_hint(name: str, train: str) -> str:
+    return f"Train it with `{train}` or set `POSTER_STUDIO_HUB_REPO` to a Hub repo that holds `{name}/`."
+
+
+class Services:
+    """The app's services; `start_background()` loads them in a daemon thread so the server is up at once."""
+
+    def __init__(self):
+        self.generator: ServiceSlot[PosterGenerator] = ServiceSlot(
+            "poster generator", PosterGenerator.load,
+            _hub_hint("generator", "python train/train_generator.py --data ../shared/data/posters"))
+        self.classifier: ServiceSlot[Classifier] = ServiceSlot(
+            "genre classifier", Classifier.load,
+            _hub_hint("classifier", "python train/train_classifier.py --data ../shared/data/posters"))
+        self.transfer: ServiceSlot[GenreTransfer] = ServiceSlot(
+            "genre transfer", GenreTransfer.load,
+            _hub_hint("transfer", "python train/train_transfer.py` and `python train/build_exemplars.py"))
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def slots(self) -> tuple[ServiceSlot, ...]:
+        return (self.generator, self.classifier, self.transfer)
+
+    def start_background(self) -> threading.Thread:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.load_all, name="poster-studio-loader", daemon=True)
+            self._thread.start()
+        return self._thread
+
+    def load_all(self) -> None:
+        for slot in (self.classifier, self.generator, self.transfer):
+            slot.load()
+
+
+def status_markdown(slot: ServiceSlot) -> gr.Markdown:
+    text = slot.status_markdown()
+    return gr.Markdown(text, visible=bool(text), elem_classes=["ps-status"])
+
+
+def status_update(slot: ServiceSlot) -> gr.Markdown:
+    slot.load()
+    text = slot.status_markdown()
+    return gr.Markdown(value=text, visible=bool(text))
+
+
+# ------------------------------------------------------------------------------------------------ errors
+_libc: Any = None
+_last_trim = [0.0]
+
+
+def release_memory(min_interval_s: float = 1.0) -> None:
+    """Give freed heap pages back to the OS (glibc malloc_trim), at most once a second: keeps the server's RSS
+    from ratcheting up after bursts of large image tensors."""
+    global _libc
+    now = time.monotonic()
+    if now - _last_trim[0] < min_interval_s or _libc is False:
+        return
+    _last_trim[0] = now
+    try:
+        if _libc is None:
+            import ctypes
+
+            _libc = ctypes.CDLL("libc.so.6")
+        _libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        _libc = False
+
+
+def friendly(exc: Exception) -> gr.Error:
+    """A user error's one-line text (logged as one line); anything else a generic message (traceback logged)."""
+    if isinstance(exc, PosterStudioError):
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.info("refused: %s", text)
+        return gr.Error(text, print_exception=False)
+    log.error("unexpected error in a request", exc_info=exc)
+    return gr.Error(f"Something went wrong ({type(exc).__name__}). The server is fine: try again or another input.",
+                    print_exception=False)
+
+
+def guarded(fn):
+    """Wrap a handler: library errors -> gr.Error with their message; memory handed back after each request."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise friendly(exc) from None
+            finally:
+                release_memory()
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise friendly(exc) from None
+        finally:
+            release_memory()
+    return wrapper
+
+
+def gpu(fn):
+    """@spaces.GPU on a Hugging Face ZeroGPU Space (the `spaces` package is importable there), else `fn` as is."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
+# ------------------------------------------------------------------------------------------------ widgets
+def raw(component):
+    """Hand the API's / widget's value to the handler as sent: the service validates it and says what is wrong
+    (Gradio would otherwise refuse out-of-range numbers and unknown choices with its own wording)."""
+    component.preprocess = lambda payload: payload
+    return component
+
+
+def image_input(label: str, **kwargs) -> gr.Image:
+    """gr.Image handing the upload's path to the handler unopened, so poster_studio.images.load_image (bomb,
+    corrupt, mode checks) gives the message instead of a PIL traceback inside Gradio's preprocessing."""
+    comp = gr.Image(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
+                    **kwargs)
+    original = comp.preprocess
+
+    def preprocess(payload):
+        if payload is None:
+            return None
+        url = getattr(payload, "url", None) or ""
+        if getattr(payload, "path", None) and not url.startswith("data:"):
+            return str(payload.path)
+        try:
+            return original(payload)
+        except Exception as exc:
+            raise gr.Error(f"The upload is not a usable image ({type(exc).__name__}).", print_exception=False) \
+                from None
+
+    comp.preprocess = preprocess
+    return comp
+
+
+def random_seed() -> int:
+    return random.randint(0, 999_999)
+
+
+def notes_markdown(notes: Sequence[str]) -> str:
+    return "\n".join(f"ℹ️ {n}" for n in notes)
+
+
+class OutputFiles:
+    """Result images written once to uniquely named PNG files, handed to Gradio as paths.
+
+    Gradio caches PIL outputs under a hash of their bytes with a fixed file name, so two requests producing the
+    same image (same seed, same poster) write and serve the same file at the same time (a truncated download
+    was seen under load). A unique file name per result avoids that race. Files older than `max_age_s` go."""
+
+    def __init__(self, max_age_s: float = 1800.0):
+        self.folder = Path(tempfile.mkdtemp(prefix="poster-studio-out-"))
+        self.max_age_s = max_age_s
+        self._last_purge = time.monotonic()
+        self._lock = threading.Lock()
+
+    def save(self, img, stem: str = "poster") -> str:
+        path = self.folder / f"{stem}-{uuid.uuid4().hex[:12]}.png"
+        img.save(path, "PNG", compress_level=3)
+        self._purge()
+        return str(path)
+
+    def save_gif(self, frames: Sequence[Any], ms_per_frame: int = 160) -> str:
+        """Ping-pong animated GIF of the frames."""
+        seq = list(frames) + list(frames)[-2:0:-1]
+        path = self.folder / f"morph-{uuid.uuid4().hex[:12]}.gif"
+        seq[0].save(path, save_all=True, append_images=seq[1:], duration=ms_per_frame, loop=0)
+        return str(path)
+
+    def _purge(self) -> None:
+        now = time.monotonic()
+        if now - self._last_purge < 60:
+            return
+        with self._lock:
+            self._last_purge = now
+            cutoff = time.time() - self.max_age_s
+            for p in list(self.folder.glob("*.png")) + list(self.folder.glob("*.gif")):
+                try:
+                    if p.stat().st_mtime < cutoff:
+                        p.unlink()
+                except OSError:
+                    pass
+
+
+# ------------------------------------------------------------------------------------------------ files
+def content_dir() -> Optional[Path]:
+    """Folder of example content photos: $POSTER_STUDIO_CONTENT, else ../shared/data/content; None if absent."""
+    env = os.environ.get(CONTENT_ENV)
+    path = Path(env) if env else ROOT.parent / "shared" / "data" / "content"
+    return path if path.is_dir() else None
+
+
+def content_examples(limit: int = 6) -> list[str]:
+    folder = content_dir()
+    if folder is None:
+        return []
+    return [str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
+
+
+def poster_thumbnail(poster_id: str, height: int = 240):
+    """PIL thumbnail of a known poster when the data folder is there, else None."""
+    folder = default_data_dir() / "images"
+    if not poster_id or "/" in poster_id or "\\" in poster_id or not (folder / f"{poster_id}.jpg").is_file():
+        return None
+    try:
+        img = load_image(folder / f"{poster_id}.jpg")
+    except PosterStudioError:
+        return None
+    if img.height > height:
+        img = img.resize((max(1, round(img.width * height / img.height)), height))
+    return img
+
+
+def poster_title(item: dict) -> str:
+    title = str(item.get("title") or item.get("id") or "?")
+    year = str(item.get("year") or "").strip()
+    return f"{title} ({year})" if year else title
+
+
+def poster_list_markdown(items: Sequence[dict], heading: str, score_key: Optional[str] = None,
+                         score_label: str = "") -> str:
+    if not items:
+        return f"**{heading}:** none"
+    lines = [f"**{heading}:**", ""]
+    for i, it in enumerate(items, 1):
+        extra = ""
+        if score_key and it.get(score_key) is not None:
+            extra = f" — {score_label}{float(it[score_key]):.3f}"
+        lines.append(f"{i}. {poster_title(it)}{extra}")
+    return "\n".join(lines)
+
+
+def poster_gallery(items: Sequence[dict]) -> list[tuple[Any, str]]:
+    """(thumbnail, caption) pairs for the items whose poster image is available locally."""
+    out = []
+    for it in items:
+        thumb = poster_thumbnail(str(it.get("id", "")))
+        if thumb is not None:
+            out.append((thumb, poster_title(it)))
+    return out

@@ -1,0 +1,99 @@
+"""The Generate tab: tick genres, get posters; a morph strip between two genre sets or seeds."""
+from __future__ import annotations
+
+import gradio as gr
+
+from poster_studio import genres as G
+from poster_studio.generate import PosterGenerator
+
+from .common import GENRE_CHOICES, OutputFiles, Services, gpu, guarded, random_seed, raw, status_markdown, \
+    status_update
+
+HOW = """
+**Method:** a genre-conditioned GAN trained here on about 13,000 movie posters: a DCGAN-style generator with
+conditional batch norm fed by a learned embedding of the ticked genres (a multi-hot condition, so
+*Comedy + Romance* is a real request; none ticked = genres drawn from the training data's mix), trained
+against a spectral-norm **projection discriminator** with the hinge loss, **DiffAugment** and an **EMA** of the
+generator weights. Posters come out natively in the 2:3 shape at the size shown in *Size*; *400x600* is
+Lanczos resampling of them (model card: `checkpoints/generator/README.md`). The **seed** makes results
+reproducible; **truncation** below 1 scales the noise down: safer, less varied posters.
+**Morph** interpolates (slerp of the noise, linear genre weights) between two genre sets or two seeds.
+"""
+EXAMPLES = [[["Horror_Thriller"], 8, 7], [["Comedy", "Romance"], 8, 42], [["Animation"], 8, 3],
+            [["Documentary"], 4, 11]]
+
+
+def size_choices(slot) -> list[tuple[str, str]]:
+    gen = slot.service
+    native = f"Native {gen.native_size[0]}x{gen.native_size[1]}" if gen is not None else "Native"
+    return [(native, "native"), ("Upscaled 400x600", "400x600")]
+
+
+def build(services: Services, files: OutputFiles):
+    """The tab's layout and events; returns (components, refresh function) for the page's load event."""
+    L = PosterGenerator
+    with gr.Tab("Generate", id="generate"):
+        status = status_markdown(services.generator)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                genres = raw(gr.CheckboxGroup(GENRE_CHOICES, label="Genres (none ticked = any genre)",
+                                              elem_id="gen-genres"))
+                count = raw(gr.Slider(1, L.MAX_COUNT, value=8, step=1, label="How many posters"))
+                with gr.Row(equal_height=True):
+                    seed = raw(gr.Number(value=0, precision=0, minimum=0, maximum=L.MAX_SEED, label="Seed", scale=3))
+                    dice = gr.Button("🎲 Random", scale=1, min_width=90, elem_id="gen-dice")
+                truncation = raw(gr.Slider(0.1, 1.0, value=0.7, step=0.05,
+                                           label="Truncation (lower = safer, higher = more varied)"))
+                size = raw(gr.Radio(size_choices(services.generator), value="native", label="Size",
+                                    info="400x600 is Lanczos resampling of the native poster: larger, no new detail."))
+                button = gr.Button("Generate", variant="primary", elem_id="gen-btn")
+            with gr.Column(scale=3):
+                gallery = gr.Gallery(label="Generated posters", columns=4, height="auto", object_fit="contain",
+                                     buttons=["download", "fullscreen"], elem_id="gen-gallery", format="png")
+        examples = gr.Examples(EXAMPLES, inputs=[genres, count, seed], label="Try")
+        with gr.Accordion("Morph between two genre sets or two seeds", open=False):
+            with gr.Row():
+                genres_a = raw(gr.CheckboxGroup(GENRE_CHOICES, value=["Comedy"], label="From genres"))
+                genres_b = raw(gr.CheckboxGroup(GENRE_CHOICES, value=["Horror_Thriller"], label="To genres"))
+            with gr.Row():
+                seed_a = raw(gr.Number(value=0, precision=0, minimum=0, maximum=L.MAX_SEED, label="From seed"))
+                seed_b = raw(gr.Number(value=0, precision=0, minimum=0, maximum=L.MAX_SEED, label="To seed"))
+                steps = raw(gr.Slider(L.MIN_MORPH_STEPS, L.MAX_MORPH_STEPS, value=8, step=1, label="Frames"))
+                morph_size = raw(gr.Radio(size_choices(services.generator), value="native", label="Size"))
+            morph_button = gr.Button("Morph", variant="secondary")
+            strip = gr.Gallery(label="Morph strip", show_label=False, columns=8, rows=1, height=190,
+                               object_fit="contain", format="png", allow_preview=False, elem_id="morph-strip")
+            gif = gr.File(label="Animated GIF", height=60)
+        with gr.Accordion("How it works", open=False):
+            gr.Markdown(HOW)
+
+    @gpu
+    @guarded
+    def generate(genres, count, seed, truncation, size, progress=gr.Progress()):
+        gen = services.generator.get()
+        progress(0.1, desc="Generating posters")
+        images = gen.generate(genres, n=count, seed=seed, truncation=truncation, size=size)
+        what = " + ".join(G.DISPLAY_NAMES[g] for g in G.parse_genres(genres)) or "any genre"
+        return [(files.save(im, "poster"), f"#{i + 1} · seed {int(seed)} · {what}") for i, im in enumerate(images)]
+
+    @gpu
+    @guarded
+    def morph(genres_a, genres_b, seed_a, seed_b, steps, size, truncation, progress=gr.Progress()):
+        gen = services.generator.get()
+        progress(0.1, desc="Interpolating")
+        frames = gen.morph(genres_a, genres_b, seed_a=seed_a, seed_b=seed_b, steps=steps, size=size,
+                           truncation=truncation)
+        return [files.save(f, "morph") for f in frames], files.save_gif(frames)
+
+    examples.dataset.click(lambda: (0.7, "native"), None, [truncation, size], api_visibility="private", queue=False)
+    dice.click(random_seed, outputs=seed, api_visibility="private", queue=False)
+    button.click(generate, [genres, count, seed, truncation, size], gallery, api_name="generate",
+                 concurrency_id="generate")
+    morph_button.click(morph, [genres_a, genres_b, seed_a, seed_b, steps, morph_size, truncation], [strip, gif],
+                       api_name="morph", concurrency_id="generate")
+    def refresh():
+        status_md = status_update(services.generator)
+        return [status_md, gr.Radio(choices=size_choices(services.generator)),
+                gr.Radio(choices=size_choices(services.generator))]
+
+    return [status, size, morph_size], refresh

@@ -1,0 +1,172 @@
+"""The Genre transfer tab: restyle a picture as a genre's poster (fast AdaIN or quality Gatys with previews).
+
+A quality job runs in a worker thread and stops within seconds when its client is gone: the handler streams
+(a heartbeat at least every second), and the job cancels itself when nobody has taken an update for
+STALL_S seconds, or when the handler is closed or cancelled (the Cancel button, a closed tab, a dropped API
+client). The quality engine takes one job at a time and refuses a second at once, so fast transfers never
+wait behind a job of minutes."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import gradio as gr
+
+from poster_studio import genres as G
+from poster_studio.images import FIT_MODES, image_notes
+from poster_studio.transfer import GenreTransfer
+from poster_studio.transfer.engines import DEFAULT_STEPS
+
+from .common import GENRE_CHOICES, OutputFiles, Services, content_examples, gpu, guarded, image_input, \
+    notes_markdown, poster_gallery, poster_list_markdown, raw, status_markdown, status_update
+
+HOW = """
+**Method:** neural style transfer from *exemplar posters* the classifier picked per genre: among the posters
+it is most sure of, those whose restyled pictures it recognises best as the genre, blended while blending helps
+(the "Neural Genre Transfer" study took the surest poster plus its nearest neighbours; this hits the genre more often).
+**Fast** = AdaIN (Huang & Belongie 2017): VGG-19 features of your picture are renormalised to the genre's
+blended exemplar statistics and a decoder trained here paints the result (about a second).
+**Quality** = Gatys et al. multi-style optimisation on VGG-19 with the exemplars' blended Gram matrices
+(minutes on a CPU, one at a time on this server; shows previews and can be cancelled). **Strength** mixes content
+and style, **preserve colours** keeps your picture's colours. A picture that is not 2:3 is **cropped** to its
+centre or **fitted** whole on a blurred backdrop of itself.
+"""
+STALL_S = 5.0       # no update taken for this long: the client is gone, the quality job stops
+HEARTBEAT_S = 1.0
+EXAMPLE_GENRES = ["Horror_Thriller", "Comedy", "Animation", "Romance", "Action_Adventure", "Drama"]
+
+
+def exemplars_view(svc: GenreTransfer, genre, style_files) -> tuple[str, list]:
+    if style_files:
+        return "**Style from your images:** " + ", ".join(str(f).rsplit("/", 1)[-1] for f in style_files), []
+    if not genre:
+        return "", []
+    g = G.parse_genre(genre)
+    items = svc.exemplars(g)
+    return poster_list_markdown(items, f"Exemplar posters for {G.DISPLAY_NAMES[g]}"), poster_gallery(items)
+
+
+def run_watched(job, cancel: threading.Event, stall_s: float = STALL_S, heartbeat_s: float = HEARTBEAT_S):
+    """Run `job(progress=cb)` in a worker thread; yield ("progress", (fraction, preview)) while it runs, a
+    ("heartbeat", None) at least every `heartbeat_s`, and finally ("done", result) or re-raise its error. When the
+    consumer stops taking items for `stall_s` (its client is gone) or closes this generator, `cancel` is set."""
+    q: "queue.Queue[tuple[str, object]]" = queue.Queue()
+    taken = [time.monotonic()]
+
+    def cb(fraction: float, preview=None) -> None:
+        if time.monotonic() - taken[0] > stall_s:
+            cancel.set()
+        q.put(("progress", (float(fraction), preview)))
+
+    def work():
+        try:
+            q.put(("done", job(progress=cb)))
+        except BaseException as exc:  # handed to the consumer's thread
+            q.put(("error", exc))
+
+    threading.Thread(target=work, name="poster-studio-quality", daemon=True).start()
+    try:
+        while True:
+            try:
+                kind, payload = q.get(timeout=heartbeat_s)
+            except queue.Empty:
+                kind, payload = "heartbeat", None
+            if kind == "error":
+                raise payload
+            yield kind, payload
+            taken[0] = time.monotonic()
+            if kind == "done":
+                return
+    finally:
+        cancel.set()  # closed early (cancelled, client gone): the worker stops at its next step
+
+
+def build(services: Services, files: OutputFiles):
+    L = GenreTransfer
+    cancel_events: dict[str, threading.Event] = {}
+    with gr.Tab("Genre transfer", id="transfer"):
+        status = status_markdown(services.transfer)
+        with gr.Row():
+            with gr.Column(scale=1):
+                content = image_input("Your picture", height=320, elem_id="tr-content")
+                genre = raw(gr.Dropdown(GENRE_CHOICES, value="Horror_Thriller", label="Genre"))
+                engine = raw(gr.Radio([("Fast (AdaIN, ~1 s)", "fast"), ("Quality (Gatys, minutes)", "quality")],
+                                      value="fast", label="Engine"))
+                strength = raw(gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength"))
+                preserve = gr.Checkbox(value=False, label="Preserve my picture's colours")
+                with gr.Row():
+                    size = raw(gr.Dropdown(list(L.SIZES), value="384x576", label="Output size (WxH)",
+                                           allow_custom_value=True))
+                    steps = raw(gr.Slider(10, L.MAX_STEPS, value=150, step=10, label="Steps (quality engine)"))
+                fit = raw(gr.Radio([("Crop to 2:3", "crop"), ("Fit whole picture", "fit")], value="crop",
+                                   label="A picture that is not 2:3"))
+                styles = gr.File(file_count="multiple", file_types=["image"],
+                                 label="Your own style images (optional, replace the genre's exemplars)")
+                with gr.Row():
+                    button = gr.Button("Transfer", variant="primary", elem_id="tr-btn")
+                    cancel_button = gr.Button("Cancel", variant="stop")
+            with gr.Column(scale=1):
+                result = gr.Image(label="Result", type="filepath", height=560, interactive=False, format="png",
+                                  elem_id="tr-out")
+                exemplars_md = gr.Markdown(label="Exemplars and notes")
+                exemplars_gallery = gr.Gallery(label="Exemplars used", columns=5, height=260, visible=False,
+                                               object_fit="contain", elem_id="tr-exemplars")
+        pics = content_examples()
+        if pics:  # a fast transfer each, computed on first click and cached (a first visitor does not wait)
+            gr.Examples([[p, EXAMPLE_GENRES[i % len(EXAMPLE_GENRES)]] for i, p in enumerate(pics)],
+                        inputs=[content, genre], outputs=[result, exemplars_md, exemplars_gallery],
+                        fn=lambda picture, genre: (yield from transfer(picture, genre, "fast", 1.0, False, "384x576",
+                                                                      DEFAULT_STEPS, [])),
+                        cache_examples=True, cache_mode="lazy", label="Example pictures")
+        with gr.Accordion("How it works", open=False):
+            gr.Markdown(HOW)
+
+    @gpu
+    @guarded
+    def transfer(picture, genre, engine, strength, preserve_color, size, steps, style_files, fit="crop",
+                 request: gr.Request = None, progress=gr.Progress()):
+        svc = services.transfer.get()
+        style_files = [getattr(f, "name", f) for f in (style_files or [])]
+        md, thumbs = exemplars_view(svc, genre, style_files)
+        thumbs_update = gr.Gallery(value=thumbs or None, visible=bool(thumbs))
+        key = getattr(request, "session_hash", None) or f"api-{id(request)}"
+        cancel = cancel_events[key] = threading.Event()
+
+        def job(progress=None):
+            return svc.transfer(picture, genre, engine=engine, strength=strength, preserve_color=preserve_color,
+                                size=size, steps=steps, style_images=style_files, fit=fit, progress=progress,
+                                cancel=cancel)
+
+        def done(img):
+            notes = image_notes(img)
+            return files.save(img, "transfer"), md + (f"\n\n{notes_markdown(notes)}" if notes else ""), thumbs_update
+
+        try:
+            if engine != "quality":
+                progress(0.2, desc="Stylising (fast engine)")
+                yield done(job())
+                return
+            progress(0.0, desc="Optimising (quality engine)")
+            for kind, payload in run_watched(job, cancel):
+                if kind == "progress":
+                    fraction, preview = payload
+                    progress(fraction, desc="Optimising (quality engine)")
+                    yield (files.save(preview, "preview") if preview is not None else gr.skip()), gr.skip(), gr.skip()
+                elif kind == "heartbeat":
+                    yield gr.skip(), gr.skip(), gr.skip()
+                else:
+                    yield done(payload)
+        finally:
+            cancel_events.pop(key, None)
+
+    def cancel_transfer(request: gr.Request):
+        ev = cancel_events.get(getattr(request, "session_hash", None) or "")
+        if ev is not None:
+            ev.set()
+
+    button.click(transfer, [content, genre, engine, strength, preserve, size, steps, styles, fit],
+                 [result, exemplars_md, exemplars_gallery], api_name="transfer", concurrency_id="transfer",
+                 concurrency_limit=2)
+    cancel_button.click(cancel_transfer, None, None, api_visibility="private", queue=False)
+    return [status], lambda: [status_update(services.transfer)]
