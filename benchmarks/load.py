@@ -1,26 +1,28 @@
-"""Load test: start the app on loopback, send a bounded burst of concurrent requests through gradio_client,
-print JSON.
+"""Load test: start the app on loopback (or use --url), drive it with gradio_client, print one JSON object.
 
-    python benchmarks/load.py                          # 32 clients x 5 requests, generate/classify/transfer(fast)
-    python benchmarks/load.py --clients 8 --requests 2 --endpoints classify generate
-    python benchmarks/load.py --url http://127.0.0.1:7860/   # against a running server (no RSS figures)
-
-Reports: completed, failed (an explicit "queue full" answer counted apart as `busy`), p50/p95 latency per
-endpoint next to its single-request latency (median of 3 on the idle server), the server's peak RSS during
-the burst and its RSS growth after it (measured after a short settle). Endpoints whose model is not
+Scenario "burst": N clients x M requests mixing /generate, /classify and /transfer (fast). Reports completed
+requests, explicit "queue is full" (busy) answers and the time to them, failures, throughput against the same
+completed requests run one after another (from the single-request medians), p50/p95 latency of the accepted
+requests per endpoint against a single request (median of 3 on the idle server), and the server's RSS.
+Scenario "disconnect": three client processes start quality transfers and are SIGKILLed; the server's CPU use is
+sampled until it is idle, then 8 clients send fast transfers at once.
+Each section has a `targets` object (true = met, null = not measurable here). Endpoints whose model is not
 available are listed under `skipped`.
-Targets (issue 7): no failures other than busy; p95 <= 3x single for classify and generate; RSS growth < 200 MB.
-Measured here (2 cores shared by the server and this 32-thread load generator): 0 failures, RSS growth 45 MB,
-but p95 ~16-20x single for classify/generate (p50 ~2-5x). A shorter queue (POSTER_STUDIO_QUEUE_SIZE 1, 2, 4)
-does not fix the tail: it comes from the flood of rejected-and-retried requests competing for the same cores
-and the server's GIL, not from waiting in the queue. Run the load generator on another machine to see the
-server's own figures.
+
+    python benchmarks/load.py                                  # both scenarios, 32 clients x 5 requests
+    python benchmarks/load.py --scenario burst --clients 4 --requests 1
+    python benchmarks/load.py --scenario disconnect --quality-steps 100
+    python benchmarks/load.py --url http://127.0.0.1:7860/ --pid 1234   # a running server (--pid for RSS/CPU)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
+import re
+import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -29,12 +31,19 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ENDPOINTS = ("generate", "classify", "transfer")
+QUALITY_SIZE, FAST_SIZE = "512x768", "384x576"
+IDLE_CPU_CORES = 0.10     # "idle": below 10% of one core ...
+IDLE_HOLD_S = 2.0         # ... for this long
+IDLE_MAX_WAIT_S = 30.0
+CPU_SAMPLE_S = 0.5
 
 
+# ---------------------------------------------------------------------------------------------- server, /proc
 def _free_port() -> int:
     import socket
 
@@ -43,14 +52,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rss_mb(pid: int) -> float:
+def _rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return float("nan")
+    return None
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """utime+stime of the process (all its threads) and of its live descendants, in CPU seconds."""
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; fields[0] is the state
+        ppid, utime, stime = int(fields[1]), int(fields[11]), int(fields[12])
+        children.setdefault(ppid, []).append(int(d.name))
+        ticks[int(d.name)] = utime + stime
+    if pid not in ticks:
+        return None
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += ticks.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class RssMonitor(threading.Thread):
@@ -61,7 +97,7 @@ class RssMonitor(threading.Thread):
     def run(self):
         while not self._stop_ev.is_set():
             r = _rss_mb(self.pid)
-            if r == r:
+            if r is not None:
                 self.peak = max(self.peak, r)
             time.sleep(self.every)
 
@@ -70,7 +106,7 @@ class RssMonitor(threading.Thread):
         self.join(2)
 
 
-def _start_server(port: int, env_extra: dict) -> tuple[subprocess.Popen, float, str]:
+def _start_server(port: int, env_extra: dict) -> tuple[subprocess.Popen, float, str, str]:
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"),
                **env_extra)
     log = open(Path(tempfile.gettempdir()) / f"poster-studio-load-{port}.log", "wb")
@@ -85,37 +121,84 @@ def _start_server(port: int, env_extra: dict) -> tuple[subprocess.Popen, float, 
         except OSError:
             if proc.poll() is not None or time.perf_counter() - t0 > 120:
                 proc.kill()
+                proc.wait(10)
                 raise SystemExit(f"the app did not start; see {log.name}")
             time.sleep(0.2)
-    return proc, time.perf_counter() - t0, url
+    return proc, time.perf_counter() - t0, url, log.name
 
 
-def _inputs(tmp: Path) -> dict:
-    """Request arguments per endpoint (a real poster / content photo when the data is here)."""
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+# ---------------------------------------------------------------------------------------------- requests
+def _content_image(tmp: Path) -> Path:
+    """A synthetic 512x768 picture (gradient, shapes): no data folder needed."""
+    from PIL import Image, ImageDraw
+
+    w, h = 512, 768
+    img = Image.new("RGB", (w, h))
+    img.putdata([(int(255 * x / w), int(255 * y / h), 128 + int(127 * ((x + y) % 97) / 97))
+                 for y in range(h) for x in range(w)])
+    d = ImageDraw.Draw(img)
+    d.ellipse((60, 80, 300, 320), fill=(230, 200, 40), outline=(20, 20, 20), width=6)
+    d.rectangle((220, 380, 470, 700), fill=(40, 60, 160), outline=(250, 250, 250), width=8)
+    d.polygon([(40, 740), (200, 450), (330, 740)], fill=(170, 30, 40))
+    path = tmp / "content.png"
+    img.save(path)
+    return path
+
+
+def _inputs(image: Path) -> dict:
+    """Request arguments per endpoint, by request index."""
     from gradio_client import handle_file
-    from PIL import Image
 
-    from poster_studio.data import default_data_dir
-    from poster_studio.ui_helpers import content_dir
-
-    poster = next(iter(sorted((default_data_dir() / "images").glob("val_*.jpg"))[:1]), None) \
-        if (default_data_dir() / "images").is_dir() else None
-    if poster is None:
-        poster = tmp / "poster.png"
-        Image.new("RGB", (182, 268), (180, 40, 40)).save(poster)
-    photo = (content_dir() / "chelsea.png") if content_dir() and (content_dir() / "chelsea.png").is_file() else poster
     return {
         "generate": lambda i: ((["Comedy", "Horror_Thriller", "Drama", "Animation"][i % 4],), 8, i, 0.7, "native"),
-        "classify": lambda i: (handle_file(str(poster)), "top"),
-        "transfer": lambda i: (handle_file(str(photo)), ["Comedy", "Horror_Thriller", "Romance"][i % 3], "fast",
-                               1.0, False, "384x576", 10, []),
+        "classify": lambda i: (handle_file(str(image)), "top"),
+        # transfer(content, genre, engine, strength, preserve_color, size, steps, style_files)
+        "transfer": lambda i: (handle_file(str(image)), ["Comedy", "Horror_Thriller", "Romance"][i % 3], "fast",
+                               1.0, False, FAST_SIZE, 10, []),
     }
 
 
-def _call(client, endpoint: str, args) -> float:
+def _is_busy(exc: BaseException) -> bool:
+    from gradio_client.utils import QueueError  # what gradio_client raises on Gradio's "queue_full" (HTTP 503)
+
+    return isinstance(exc, QueueError) or "queue is full" in str(exc).lower()
+
+
+def _call(client, endpoint: str, args, timeout: float) -> tuple[str, float, str]:
+    """One request: ("ok" | "busy" | "timeout" | "error", seconds, message)."""
     t0 = time.perf_counter()
-    client.predict(*args, api_name=f"/{endpoint}")
-    return time.perf_counter() - t0
+    job = client.submit(*args, api_name=f"/{endpoint}")
+    try:
+        job.result(timeout=timeout)
+        return "ok", time.perf_counter() - t0, ""
+    except FutureTimeout:
+        job.cancel()
+        return "timeout", time.perf_counter() - t0, f"no answer in {timeout:g} s"
+    except Exception as exc:  # noqa: BLE001  (every outcome is recorded)
+        dt = time.perf_counter() - t0
+        return ("busy" if _is_busy(exc) else "error"), dt, f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _single(client, endpoint: str, make_args, timeout: float, n: int = 3) -> tuple[float | None, str | None]:
+    """Median latency of n requests one after another, or (None, why) when the endpoint does not work."""
+    times = []
+    for i in range(n):
+        outcome, dt, msg = _call(client, endpoint, make_args(i), timeout)
+        if outcome != "ok":
+            return None, msg
+        times.append(dt)
+    return statistics.median(times), None
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -125,130 +208,332 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(v[min(len(v) - 1, max(0, round(q * (len(v) - 1))))], 3)
 
 
+def _clients(url: str, n: int) -> list:
+    """n connected clients (each fetches the app's config), opened before a scenario's clock starts."""
+    from gradio_client import Client
+
+    with ThreadPoolExecutor(min(n, 8)) as pool:
+        return list(pool.map(lambda _: Client(url, verbose=False), range(n)))
+
+
+def _run_all(fn, n: int, timeout: float) -> None:
+    """fn(0..n-1) in n threads at once; waits at most `timeout` s for all of them."""
+    pool = ThreadPoolExecutor(n)
+    try:
+        futures = [pool.submit(fn, i) for i in range(n)]
+        deadline = time.monotonic() + timeout
+        for f in futures:
+            f.result(timeout=max(0.1, deadline - time.monotonic()))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _close(clients: list) -> None:
+    for c in clients:
+        try:
+            c.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# ---------------------------------------------------------------------------------------------- burst
+def run_burst(url: str, pid: int | None, args, inputs: dict, single: dict, skipped: dict) -> dict:
+    endpoints = [e for e in args.endpoints if e in single]
+    out: dict = {"clients": args.clients, "requests_per_client": args.requests, "queue_size": args.queue_size,
+                 "single_request_s": {e: round(single[e], 3) for e in endpoints}, "skipped": skipped}
+    if not endpoints:
+        return out | {"error": "no endpoint available"}
+
+    clients = _clients(url, args.clients)
+    rss_before = _rss_mb(pid)
+    monitor = RssMonitor(pid) if pid else None
+    if monitor:
+        monitor.start()
+    records: list[tuple[str, str, float, str]] = []     # (endpoint, outcome, seconds, message)
+    lock = threading.Lock()
+    go = threading.Barrier(args.clients)
+
+    def client_run(ci: int) -> None:
+        rng = random.Random(ci)
+        go.wait(timeout=120)
+        for r in range(args.requests):
+            ep = endpoints[(ci + r) % len(endpoints)]
+            rec = _call(clients[ci], ep, inputs[ep](ci * args.requests + r), args.timeout)
+            with lock:
+                records.append((ep, *rec))
+            if rec[0] == "busy" and r + 1 < args.requests:
+                time.sleep(rng.uniform(args.backoff, 2 * args.backoff))   # back off, do not hammer
+
+    t0 = time.perf_counter()
+    _run_all(client_run, args.clients, args.requests * (args.timeout + 2 * args.backoff + 5) + 30)
+    wall = time.perf_counter() - t0
+    rss_after = peak = None
+    if monitor:
+        time.sleep(args.settle)
+        monitor.stop()
+        rss_after, peak = _rss_mb(pid), monitor.peak
+    _close(clients)
+
+    ok = [r for r in records if r[1] == "ok"]
+    busy = [r for r in records if r[1] == "busy"]
+    failed = [r for r in records if r[1] not in ("ok", "busy")]
+    sequential_s = sum(single[r[0]] for r in ok)         # the completed requests run one after another
+    per_ep = {}
+    for e in endpoints:
+        lat = [r[2] for r in ok if r[0] == e]
+        p95 = _pct(lat, 0.95)
+        per_ep[e] = {"completed": len(lat), "busy": sum(r[0] == e for r in busy),
+                     "failed": sum(r[0] == e for r in failed), "p50_s": _pct(lat, 0.5), "p95_s": p95,
+                     "single_s": round(single[e], 3),
+                     "p95_over_single": round(p95 / single[e], 2) if p95 is not None else None}
+    ratios = [v["p95_over_single"] for v in per_ep.values() if v["p95_over_single"] is not None]
+    busy_t = [r[2] for r in busy]
+    throughput_ratio = round(sequential_s / wall, 3) if wall > 0 and ok else None
+    growth = round(rss_after - rss_before, 1) if rss_after is not None and rss_before is not None else None
+    limit = args.queue_size + 2
+    out.update({
+        "total_requests": len(records),
+        "completed": len(ok),
+        "busy": len(busy),
+        "failed": len(failed),
+        "failure_samples": sorted({f"{r[0]}: {r[1]}: {r[3]}" for r in failed})[:5],
+        "wall_s": round(wall, 2),
+        "throughput_rps": round(len(ok) / wall, 3) if wall > 0 else None,
+        "sequential_rps": round(len(ok) / sequential_s, 3) if sequential_s else None,
+        "throughput_ratio": throughput_ratio,
+        "busy_answer_s": {"p50": _pct(busy_t, 0.5), "p95": _pct(busy_t, 0.95), "max": _pct(busy_t, 1.0)},
+        "per_endpoint": per_ep,
+        "max_p95_over_single": max(ratios) if ratios else None,
+        "p95_over_single_limit": limit,
+        "server_rss_before_mb": round(rss_before, 1) if rss_before is not None else None,
+        "server_peak_rss_mb": round(peak, 1) if peak is not None else None,
+        "server_rss_after_mb": round(rss_after, 1) if rss_after is not None else None,
+        "server_rss_growth_mb": growth,
+        "targets": {
+            "no_failures": not failed,
+            "throughput_ratio_ge_0.8": throughput_ratio is not None and throughput_ratio >= 0.8,
+            "p95_accepted_le_queue_plus_2": bool(ratios) and max(ratios) <= limit,
+            "busy_answer_p95_lt_1s": (_pct(busy_t, 0.95) < 1.0) if busy_t else True,
+            "rss_growth_lt_200mb": (growth < 200) if growth is not None else None,
+        },
+    })
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- disconnect
+QUALITY_CLIENT = r"""
+import sys, time
+from gradio_client import Client, handle_file
+from gradio_client.utils import Status
+url, image, size, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+c = Client(url, verbose=False)
+job = c.submit(handle_file(image), "Horror_Thriller", "quality", 1.0, False, size, steps, [], api_name="/transfer")
+t0 = time.time()
+code = job.status().code
+while code in (Status.STARTING, Status.JOINING_QUEUE) and time.time() - t0 < 60:
+    time.sleep(0.05)
+    code = job.status().code
+print("submitted", code.value, flush=True)
+time.sleep(3600)  # until SIGKILLed
+"""
+
+
+def _read_line(proc: subprocess.Popen, deadline: float) -> str | None:
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            return proc.stdout.readline().decode(errors="replace").strip() or None
+        if proc.poll() is not None:
+            return None
+    return None
+
+
+def _cpu_cores(pid: int | None, seconds: float) -> float | None:
+    """Mean CPU use of the server (in cores) over the next `seconds`."""
+    if pid is None:
+        time.sleep(seconds)
+        return None
+    a, t0 = _cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    b = _cpu_seconds(pid)
+    return round(max(0.0, b - a) / (time.monotonic() - t0), 3) if a is not None and b is not None else None
+
+
+def _wait_idle(pid: int, t_kill: float) -> tuple[float | None, list]:
+    """Sample the server's CPU every CPU_SAMPLE_S from the kills on; seconds from the kills to the start of the first
+    stretch of IDLE_HOLD_S below IDLE_CPU_CORES (None if none within IDLE_MAX_WAIT_S), and the samples."""
+    samples: list[list[float]] = []
+    prev_t, prev_c = t_kill, _cpu_seconds(pid)
+    quiet_since = None
+    while True:
+        time.sleep(max(0.0, prev_t + CPU_SAMPLE_S - time.monotonic()))
+        now, c = time.monotonic(), _cpu_seconds(pid)
+        if c is None or prev_c is None:
+            return None, samples
+        cores = max(0.0, c - prev_c) / (now - prev_t)
+        samples.append(round(cores, 2))
+        if cores < IDLE_CPU_CORES:
+            quiet_since = prev_t if quiet_since is None else quiet_since
+            if now - quiet_since >= IDLE_HOLD_S:
+                return round(quiet_since - t_kill, 2), samples
+        else:
+            quiet_since = None
+        if now - t_kill >= IDLE_MAX_WAIT_S:
+            return None, samples
+        prev_t, prev_c = now, c
+
+
+def run_disconnect(url: str, pid: int | None, args, image: Path, inputs: dict, skipped: dict) -> dict:
+    from gradio_client import Client
+
+    out: dict = {"quality_clients": 3, "quality_size": QUALITY_SIZE, "quality_steps": args.quality_steps,
+                 "fast_clients": args.fast_clients, "fast_size": FAST_SIZE, "queue_size": args.queue_size}
+    if "transfer" in skipped:
+        return out | {"skipped": {"transfer": skipped["transfer"]}}
+    probe = Client(url, verbose=False)
+    single, why = _single(probe, "transfer", inputs["transfer"], args.timeout)
+    probe.close()
+    if single is None:
+        return out | {"skipped": {"transfer": why}}
+    out["single_fast_transfer_s"] = round(single, 3)
+    fast_clients = _clients(url, args.fast_clients)   # connected before the clock starts
+
+    procs: list[subprocess.Popen] = []
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    t_kill = None
+    try:
+        for _ in range(3):
+            procs.append(subprocess.Popen([sys.executable, "-c", QUALITY_CLIENT, url, str(image), QUALITY_SIZE,
+                                           str(args.quality_steps)], stdout=subprocess.PIPE,
+                                          stderr=subprocess.DEVNULL, env=env))
+        deadline = time.monotonic() + 120
+        out["quality_status_at_submit"] = [(_read_line(p, deadline) or "no answer").replace("submitted ", "")
+                                           for p in procs]
+        out["cpu_before_kill_cores"] = _cpu_cores(pid, args.kill_after)
+        for p in procs:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+        t_kill = time.monotonic()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(10)
+
+    if pid is not None:
+        idle_after, samples = _wait_idle(pid, t_kill)
+        out["cpu_idle_after_s"] = idle_after
+        out["cpu_sample_every_s"] = CPU_SAMPLE_S
+        out["cpu_cores_after_kill"] = samples       # the server's CPU use (cores) in each interval after the kills
+        if idle_after is None:
+            out["cpu_note"] = (f"the server's CPU use did not stay below {IDLE_CPU_CORES:g} core for "
+                               f"{IDLE_HOLD_S:g} s within {IDLE_MAX_WAIT_S:g} s of the disconnects")
+    else:
+        out["cpu_idle_after_s"] = None
+        out["cpu_note"] = "no server pid (start the server here, or pass --pid with --url)"
+        time.sleep(IDLE_HOLD_S)
+
+    records: list[tuple[str, float, str]] = []
+    lock = threading.Lock()
+    go = threading.Barrier(args.fast_clients)
+
+    def fast(ci: int) -> None:
+        go.wait(timeout=120)
+        rec = _call(fast_clients[ci], "transfer", inputs["transfer"](ci), args.timeout)
+        with lock:
+            records.append(rec)
+
+    t0 = time.perf_counter()
+    _run_all(fast, args.fast_clients, args.timeout + 30)
+    wall = time.perf_counter() - t0
+    _close(fast_clients)
+    lat = [r[1] for r in records if r[0] == "ok"]
+    failed = [r for r in records if r[0] not in ("ok", "busy")]
+    p95 = _pct(lat, 0.95)
+    ratio = round(p95 / single, 2) if p95 is not None else None
+    out.update({
+        "fast_completed": len(lat),
+        "fast_busy": sum(r[0] == "busy" for r in records),
+        "fast_failed": len(failed),
+        "failure_samples": sorted({f"{r[0]}: {r[2]}" for r in failed})[:5],
+        "fast_wall_s": round(wall, 2),
+        "fast_p50_s": _pct(lat, 0.5),
+        "fast_p95_s": p95,
+        "fast_p95_over_single": ratio,
+        "targets": {
+            "all_fast_complete": len(lat) == args.fast_clients,
+            "fast_p95_le_3x_single": ratio is not None and ratio <= 3.0,
+            "cpu_idle_within_10s": (out["cpu_idle_after_s"] is not None and out["cpu_idle_after_s"] <= 10.0)
+            if pid is not None else None,
+        },
+    })
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- main
+def _json(obj) -> str:
+    """Indented JSON with lists of numbers on one line."""
+    return re.sub(r"\[\s*([-0-9.eE,\s]+?)\s*\]",
+                  lambda m: "[" + ", ".join(x.strip(",") for x in m.group(1).split()) + "]", json.dumps(obj, indent=2))
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--requests", type=int, default=5, help="requests per client")
-    p.add_argument("--endpoints", nargs="+", default=["generate", "classify", "transfer"],
-                   choices=["generate", "classify", "transfer"])
+    p.add_argument("--scenario", choices=["burst", "disconnect", "all"], default="all")
+    p.add_argument("--clients", type=int, default=32, help="burst: concurrent clients")
+    p.add_argument("--requests", type=int, default=5, help="burst: requests per client")
+    p.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=ENDPOINTS, help="burst: the mix")
+    p.add_argument("--backoff", type=float, default=0.5,
+                   help="burst: a client answered busy waits a random backoff..2*backoff s before its next request")
+    p.add_argument("--queue-size", type=int, default=int(os.environ.get("POSTER_STUDIO_QUEUE_SIZE") or 8),
+                   help="server queue size (POSTER_STUDIO_QUEUE_SIZE for the server started here; with --url, "
+                        "the one the server uses)")
+    p.add_argument("--quality-steps", type=int, default=500, help="disconnect: steps of the quality transfers")
+    p.add_argument("--fast-clients", type=int, default=8, help="disconnect: fast transfers after the kills")
+    p.add_argument("--kill-after", type=float, default=3.0,
+                   help="disconnect: seconds between the quality jobs entering the queue and the kills")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for any one answer")
     p.add_argument("--url", default=None, help="use this running server instead of starting one")
-    p.add_argument("--settle", type=float, default=3.0, help="seconds to wait after the burst before RSS")
+    p.add_argument("--pid", type=int, default=None, help="with --url: the server's pid, for RSS and CPU figures")
+    p.add_argument("--settle", type=float, default=3.0, help="burst: seconds to wait after it before the RSS")
     args = p.parse_args(argv)
 
     from gradio_client import Client
-    from gradio_client.exceptions import AppError
 
     tmp = Path(tempfile.mkdtemp(prefix="poster-load-"))
-    proc, startup, url = (None, None, args.url)
-    if url is None:
-        proc, startup, url = _start_server(_free_port(), {})
-    result: dict = {"url": url, "clients": args.clients, "requests_per_client": args.requests,
-                    "server_startup_s": round(startup, 2) if startup else None}
+    proc, startup, url, pid, log = None, None, args.url, args.pid, None
+    result: dict = {"url": url, "scenario": args.scenario, "cpu_cores": os.cpu_count()}
     try:
-        inputs = _inputs(tmp)
+        if url is None:
+            proc, startup, url, log = _start_server(_free_port(), {"POSTER_STUDIO_QUEUE_SIZE": str(args.queue_size)})
+            pid = proc.pid
+        result.update({"url": url, "server_log": log, "server_startup_s": round(startup, 2) if startup else None})
+        image = _content_image(tmp)
+        inputs = _inputs(image)
+        # single-request latency per endpoint on the idle server (also finds the endpoints whose model is missing)
         probe = Client(url, verbose=False)
         single, skipped = {}, {}
-        for ep in args.endpoints:
-            times = []
-            for i in range(3):
-                try:
-                    times.append(_call(probe, ep, inputs[ep](i)))
-                except AppError as exc:
-                    skipped[ep] = str(exc)[:200]
-                    break
-            if ep not in skipped:
-                single[ep] = round(statistics.median(times), 3)
-        endpoints = [e for e in args.endpoints if e in single]
-        result["single_request_s"] = single
-        result["skipped"] = skipped
-        if not endpoints:
-            raise SystemExit(json.dumps(result | {"error": "no endpoint available"}, indent=2))
-
-        rss_before = _rss_mb(proc.pid) if proc else None
-        monitor = RssMonitor(proc.pid) if proc else None
-        if monitor:
-            monitor.start()
-        lat: dict[str, list[float]] = {e: [] for e in endpoints}
-        busy: dict[str, int] = {e: 0 for e in endpoints}
-        connection_errors: dict[str, int] = {e: 0 for e in endpoints}
-        failures: list[str] = []
-        lock = threading.Lock()
-
-        def make_client(ci: int):
-            try:
-                return Client(url, verbose=False)
-            except Exception as exc:  # connection refused etc.
-                with lock:
-                    failures.extend([f"client: {type(exc).__name__}: {exc}"] * args.requests)
-                return None
-
-        # Connect every client first (each fetches the app's config and API description), then release the
-        # burst at once: the latencies are those of the requests, not of the load generator's start-up.
-        with ThreadPoolExecutor(min(args.clients, 8)) as pool:
-            clients = list(pool.map(make_client, range(args.clients)))
-        go = threading.Barrier(args.clients)
-
-        def client_run(ci: int):
-            c = clients[ci]
-            go.wait()
-            if c is None:
-                return
-            for r in range(args.requests):
-                ep = endpoints[(ci + r) % len(endpoints)]
-                try:
-                    dt = _call(c, ep, inputs[ep](ci * args.requests + r))
-                    with lock:
-                        lat[ep].append(dt)
-                except Exception as exc:
-                    msg = f"{type(exc).__name__}: {exc}"
-                    with lock:
-                        if "queue is full" in msg.lower() or "busy" in msg.lower():
-                            busy[ep] += 1
-                        elif "RemoteProtocolError" in msg or "ConnectError" in msg or "ReadError" in msg:
-                            connection_errors[ep] += 1
-                            failures.append(f"{ep}: {msg[:200]}")
-                        else:
-                            failures.append(f"{ep}: {msg[:200]}")
-
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            list(pool.map(client_run, range(args.clients)))
-        wall = time.perf_counter() - t0
-        if monitor:
-            time.sleep(args.settle)
-            monitor.stop()
-        total = args.clients * args.requests
-        completed = sum(len(v) for v in lat.values())
-        result.update({
-            "total_requests": total,
-            "completed": completed,
-            "busy_queue_full": sum(busy.values()),
-            "failed": len(failures),
-            "failed_connection": sum(connection_errors.values()),
-            "failure_samples": sorted(set(failures))[:5],
-            "wall_s": round(wall, 2),
-            "throughput_rps": round(completed / wall, 2),
-            "per_endpoint": {e: {"completed": len(lat[e]), "busy": busy[e], "p50_s": _pct(lat[e], 0.5),
-                                 "p95_s": _pct(lat[e], 0.95), "single_s": single[e],
-                                 "p95_over_single": round(_pct(lat[e], 0.95) / single[e], 2) if lat[e] else None}
-                             for e in endpoints},
-        })
+        wanted = set(args.endpoints) | ({"transfer"} if args.scenario != "burst" else set())
+        for ep in [e for e in ENDPOINTS if e in wanted]:
+            s, why = _single(probe, ep, inputs[ep], args.timeout)
+            if s is None:
+                skipped[ep] = why
+            else:
+                single[ep] = s
+        probe.close()
+        if args.scenario in ("burst", "all"):
+            result["burst"] = run_burst(url, pid, args, inputs, single, skipped)
+        if args.scenario in ("disconnect", "all"):
+            result["disconnect"] = run_disconnect(url, pid, args, image, inputs, skipped)
         if proc:
-            rss_after = _rss_mb(proc.pid)
-            result.update({"server_rss_before_mb": round(rss_before, 1), "server_peak_rss_mb": round(monitor.peak, 1),
-                           "server_rss_after_mb": round(rss_after, 1),
-                           "server_rss_growth_mb": round(rss_after - rss_before, 1),
-                           "server_alive": proc.poll() is None})
+            result["server_alive"] = proc.poll() is None
     finally:
-        if proc:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    print(json.dumps(result, indent=2))
+        _stop(proc)
+    print(_json(result))
     return result
 
 
 if __name__ == "__main__":
     main()
+    sys.stdout.flush()
+    os._exit(0)  # gradio_client's job threads for cancelled requests must not hold the exit

@@ -4,7 +4,7 @@ Every other module takes its genres from here.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import torch
 

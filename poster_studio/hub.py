@@ -87,14 +87,11 @@ def save_checkpoint(model: HubMixin, directory: str | os.PathLike, *, descriptio
     `metrics` go to the model card and to metrics.json; `extra_files` maps file names to callables
     `fn(path)` that write additional artefacts (e.g. an embeddings index) into the same folder;
     `config_updates` changes config.json values decided after construction (e.g. tuned thresholds)."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    def write(tmp: Path) -> None:
         config = dict(getattr(model, "_hub_mixin_config", None) or {})
         config.update(config_updates or {})
         model.save_pretrained(tmp, config=config or None, model_card_kwargs={
-            "model_name": directory.name, "class_name": type(model).__name__,
+            "model_name": Path(directory).name, "class_name": type(model).__name__,
             "description": description or (type(model).__doc__ or "").strip(),
             "data": data or "See the training script.", "training": training or "See the training script.",
             "metrics": _metrics_markdown(metrics or {}),
@@ -102,6 +99,32 @@ def save_checkpoint(model: HubMixin, directory: str | os.PathLike, *, descriptio
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2))
         for name, writer in (extra_files or {}).items():
             writer(tmp / name)
+
+    return _replace_folder(Path(directory), write)
+
+
+def add_files(directory: str | os.PathLike, files: dict[str, Any]) -> Path:
+    """Add or replace side files (`{name: fn(path)}`, e.g. an exemplar bank) in an existing checkpoint folder,
+    atomically like save_checkpoint: the folder is rebuilt beside it and swapped in."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"No checkpoint folder {directory} to add {', '.join(files)} to.")
+
+    def write(tmp: Path) -> None:
+        shutil.copytree(directory, tmp, dirs_exist_ok=True)
+        for name, writer in files.items():
+            writer(tmp / name)
+
+    return _replace_folder(directory, write)
+
+
+def _replace_folder(directory: Path, write) -> Path:
+    """Run `write(tmp)` on a temporary sibling folder, then swap it in for `directory` (never half-written)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o755)
         old = None
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
@@ -112,7 +135,6 @@ def save_checkpoint(model: HubMixin, directory: str | os.PathLike, *, descriptio
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return directory
 
 
 def hub_repo_from_env(hub_repo: Optional[str] = None) -> Optional[str]:

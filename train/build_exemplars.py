@@ -4,7 +4,7 @@
   python train/build_exemplars.py --data ../shared/data/posters --method validated --pool 24 --k 4   # shipped
 
 Reads the index of checkpoints/classifier/ (index.safetensors + index.json, written by train_classifier.py),
-selects exemplars per genre (poster_studio.exemplars), opens those posters from --data (only here, at build
+selects exemplars per genre (poster_studio.transfer.exemplars), opens those posters from --data (only here, at build
 time), runs VGG-19 once per poster and writes into --out (checkpoints/transfer/): exemplars.safetensors with the
 blended per-genre feature mean/std (relu1_1..relu4_1; AdaIN), Gram matrices (relu1_1..relu5_1; Gatys) and the
 per-exemplar relu4_1 mean/std, and exemplars.json with ids, titles, years and weights. Never the images.
@@ -22,12 +22,15 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from poster_studio import genres as G  # noqa: E402
-from poster_studio.backbones import VGG19Features  # noqa: E402
-from poster_studio.data import default_data_dir  # noqa: E402
-from poster_studio.exemplars import METHODS, SCORES, genre_scores, select_exemplars  # noqa: E402
-from poster_studio.images import load_image  # noqa: E402
-from poster_studio.transfer import (ENCODER_LAYER, GRAM_LAYERS, STAT_LAYERS, STYLE_SIZE, ExemplarBank,  # noqa: E402
-                                    GenreStyle, blend_colors, blend_statistics, style_statistics)
+from poster_studio import hub  # noqa: E402
+from poster_studio.backbones import VGG19Features, shared_vgg19  # noqa: E402
+from poster_studio.classify import Classifier, load_index  # noqa: E402
+from poster_studio.data import default_data_dir, read_labels, spread_sample  # noqa: E402
+from poster_studio.images import load_image, to_tensor  # noqa: E402
+from poster_studio.transfer import ExemplarBank, GenreTransfer  # noqa: E402
+from poster_studio.transfer.exemplars import METHODS, SCORES, genre_scores, select_exemplars  # noqa: E402
+from poster_studio.transfer.style import (ENCODER_LAYER, GRAM_LAYERS, STAT_LAYERS, STYLE_SIZE, GenreStyle,  # noqa: E402
+                                          blend_colors, blend_statistics, mean_std, style_statistics)
 
 
 def validated_exemplars(index, images_dir: Path, genre: str, *, k: int, pool: int, tune_content: list,
@@ -68,7 +71,7 @@ def build_bank(index, images_dir: str | Path, *, method: str = "seed", k: int = 
     """`index`: anything with .ids .titles .years .embeddings .probs (classifier.EmbeddingIndex).
     Method "validated" also needs `tune_content` (images), a `transfer` (GenreTransfer) and a `classifier`."""
     images_dir = Path(images_dir)
-    vgg = vgg or VGG19Features(sorted(set(STAT_LAYERS) | set(GRAM_LAYERS)))
+    vgg = vgg or shared_vgg19()
     styles, validation = {}, {}
     for g in tqdm(list(genres), desc="genres"):
         g = G.parse_genre(g)
@@ -101,20 +104,17 @@ def labels_index(data: str | Path, per_genre: int = 40, vgg: VGG19Features | Non
     posters' relu4_1 feature mean/std (a style embedding). Same fields as classifier.EmbeddingIndex."""
     from types import SimpleNamespace
 
-    from poster_studio.data import read_labels
-    from poster_studio.transfer import mean_std, to_tensor
-
     data = Path(data)
     picked = []
     for g in G.GENRES:
         picked += [r for r in read_labels(data / "labels.csv")
                    if r.split == "train" and r.genres == (g,) and (data / "images" / f"{r.id}.jpg").exists()][:per_genre]
-    vgg = vgg or VGG19Features([ENCODER_LAYER])
+    vgg = vgg or shared_vgg19()
     feats = []
     with torch.no_grad():
         for r in tqdm(picked, desc="labels index"):
             img = load_image(data / "images" / f"{r.id}.jpg").resize((128, 192))
-            m, sd = mean_std(vgg(to_tensor(img), [ENCODER_LAYER])[ENCODER_LAYER])
+            m, sd = mean_std(vgg(to_tensor(img)[None], [ENCODER_LAYER])[ENCODER_LAYER])
             feats.append(torch.cat([m, sd], 1).log1p())
     x = torch.cat(feats)
     x = x - x.mean(0)
@@ -148,26 +148,19 @@ def main(argv=None) -> int:
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from poster_studio.classifier import load_index
-
     index = labels_index(args.data) if args.index == "labels" else load_index(args.index)
     extra = {}
     if args.method == "validated":
-        from poster_studio.classifier import Classifier
-        from poster_studio.transfer import GenreTransfer, val_posters
-
         extra = dict(transfer=GenreTransfer.load(directory=args.out), classifier=Classifier.load(),
-                     tune_content=[load_image(f) for f in val_posters(args.tune_posters, args.data, split="train")])
+                     tune_content=[load_image(f) for f in spread_sample(args.tune_posters, args.data, split="train")])
     bank = build_bank(index, Path(args.data) / "images", method=args.method, k=args.k, score=args.score,
                       pool=args.pool, style_size=tuple(int(v) for v in args.style_size.lower().split("x")), **extra)
     bank.info["index"] = "labels (provisional)" if args.index == "labels" else str(args.index or "checkpoints/classifier")
-    bank.save(args.out)
+    hub.add_files(args.out, bank.files())
     for g, s in bank.styles.items():
         print(f"{g}: " + "; ".join(f"{e['title']} ({e['year']}) p={e['prob']}" for e in s.exemplars))
     print(f"wrote {Path(args.out) / 'exemplars.safetensors'}")
     if args.push_to_hub:
-        from poster_studio import hub
-
         print(hub.push("transfer", args.push_to_hub, private=args.private, folder=args.out))
     return 0
 

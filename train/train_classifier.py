@@ -29,14 +29,17 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from poster_studio import genres as G  # noqa: E402
 from poster_studio import hub  # noqa: E402
-from poster_studio.classifier import (EmbeddingIndex, SeedHead, from_imagenet, multilabel_metrics,  # noqa: E402
-                                      preprocess, to_unit_tensor, tune_thresholds)
+from poster_studio.classify import EmbeddingIndex, SeedHead, from_imagenet, preprocess  # noqa: E402
+from poster_studio.classify.evaluate import multilabel_metrics, tune_thresholds  # noqa: E402
 from poster_studio.data import PosterDataset  # noqa: E402
+from poster_studio.device import default_device  # noqa: E402
 from poster_studio.training import load_state, save_state  # noqa: E402
 
 
-def cache_features(name: str, ds: PosterDataset, fn, cache_dir: Path, chunk: int = 256) -> torch.Tensor:
-    """fn(batch of input tensors) -> features, over every poster of ds, cached in resumable chunks (fp16)."""
+def cache_features(name: str, ds: PosterDataset, fn, cache_dir: Path, chunk: int = 256,
+                   device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    """fn(batch of input tensors on `device`) -> features, over every poster of ds, cached in resumable chunks
+    (fp16, on the CPU)."""
     folder = cache_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     ids = [r.id for r in ds.records]
@@ -56,7 +59,7 @@ def cache_features(name: str, ds: PosterDataset, fn, cache_dir: Path, chunk: int
                 f.unlink()
         x = torch.stack([ds[i][0] for i in range(c * chunk, min(len(ds), (c + 1) * chunk))])
         with torch.no_grad():
-            y = torch.cat([fn(x[j: j + 32]) for j in range(0, len(x), 32)]).half().contiguous()
+            y = torch.cat([fn(x[j: j + 32].to(device)).cpu() for j in range(0, len(x), 32)]).half().contiguous()
         tmp = f.with_suffix(".tmp")
         save_file({"x": y}, str(tmp))
         tmp.replace(f)
@@ -143,7 +146,8 @@ def run(args) -> dict:
     data = Path(args.data)
     seed = args.recipe == "seed"
     size = (144, 96) if seed else (288, 192)  # seed: smaller input so its frozen VGG-19 pass fits the CPU budget
-    to_input = (lambda im: to_unit_tensor(im, size)) if seed else (lambda im: preprocess(im, size))
+    to_input = lambda im: preprocess(im, size, normalize=not seed)  # noqa: E731 (VGG-19 normalises itself)
+    dev = default_device()
     train_ds = PosterDataset(data / "images", data / "labels.csv", split="train", transform=to_input,
                              limit=args.train_limit)
     val_ds = PosterDataset(data / "images", data / "labels.csv", split="val", transform=to_input,
@@ -155,16 +159,16 @@ def run(args) -> dict:
     if seed:
         from poster_studio.backbones import VGG19Features
 
-        vgg = VGG19Features(["pool5"])
+        vgg = VGG19Features(["pool5"]).to(dev)
         extract = lambda x: vgg(x)["pool5"]  # noqa: E731
         tag = f"vgg19_pool5_{size[0]}x{size[1]}"
-        model = SeedHead(in_features=512 * (size[0] // 32) * (size[1] // 32), image_size=size)
+        model = SeedHead(in_features=512 * (size[0] // 32) * (size[1] // 32), image_size=size).to(dev)
         params = list(model.parameters())
         opt = torch.optim.Adam(params, lr=1e-3)  # Keras default, as in the seed
-        head = lambda f: (model(f.float()), None)  # noqa: E731
+        head = lambda f: (model(f.float().to(dev)).cpu(), None)  # noqa: E731
         epochs, batch = 10, 64
     else:
-        model = from_imagenet(image_size=size, split_block=args.split_block)
+        model = from_imagenet(image_size=size, split_block=args.split_block).to(dev)
         model.eval()
         extract = model.stem
         tag = f"effnetlite0_b{model.split_block}_{size[0]}x{size[1]}"
@@ -182,11 +186,13 @@ def run(args) -> dict:
         opt = torch.optim.AdamW([{"params": [p for p in params if id(p) not in new], "lr": args.lr},
                                  {"params": [p for p in params if id(p) in new], "lr": args.lr * 3}],
                                 weight_decay=1e-2)
-        head = lambda f: model.head_from_map(model.trunk(f.float()))  # noqa: E731
+        head = lambda f: tuple(o.cpu() for o in model.head_from_map(model.trunk(f.float().to(dev))))  # noqa: E731
         epochs, batch = args.epochs, args.batch
 
-    train_x = cache_features(f"{tag}_train{'_sample' + str(args.train_limit) if args.train_limit else ''}", train_ds, extract, cache)
-    val_x = cache_features(f"{tag}_val{'_sample' + str(args.val_limit) if args.val_limit else ''}", val_ds, extract, cache)
+    train_x = cache_features(f"{tag}_train{'_sample' + str(args.train_limit) if args.train_limit else ''}", train_ds,
+                             extract, cache, device=dev)
+    val_x = cache_features(f"{tag}_val{'_sample' + str(args.val_limit) if args.val_limit else ''}", val_ds, extract,
+                           cache, device=dev)
     train_y, val_y = train_ds.targets, val_ds.targets
 
     freq = train_y.mean(0).clamp(0.01, 0.99)
@@ -255,7 +261,7 @@ def run(args) -> dict:
         print(json.dumps(history[-1]))
         if m["mAP"] > best["mAP"]:
             best = {"mAP": m["mAP"], "epoch": epoch + 1}
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(work / "best.safetensors"))
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(work / "best.safetensors"))
         save_state(state_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict() if sched is not None else {},
                                 "history": history, "epoch": epoch + 1, "best": best})
@@ -338,10 +344,8 @@ def run(args) -> dict:
                   "(`--train-limit 2000 --work runs/classifier-ours-2000`), the like-for-like comparison."),
         metrics=card_metrics,
         config_updates={"thresholds": th},
-        extra_files={"index": lambda p: index.save(p.parent), "history.png": lambda p: p.write_bytes(
-            (work / "history.png").read_bytes())},
+        extra_files={**index.files(), "history.png": lambda p: p.write_bytes((work / "history.png").read_bytes())},
     )
-    (Path(args.out) / "index").unlink(missing_ok=True)
     print(f"saved {out}")
     if args.push_to_hub:
         print(hub.push("classifier", args.push_to_hub, private=args.private, folder=args.out))

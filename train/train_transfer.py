@@ -41,8 +41,11 @@ from poster_studio.backbones import VGG19Features  # noqa: E402
 from poster_studio.data import default_data_dir, read_labels  # noqa: E402
 from poster_studio.images import load_image  # noqa: E402
 from poster_studio.training import load_state, save_state  # noqa: E402
-from poster_studio.transfer import (ENCODER_LAYER, EXEMPLAR_META, EXEMPLAR_TENSORS, STAT_LAYERS,  # noqa: E402
-                                    AdaINDecoder, adain, mean_std, to_tensor)
+from poster_studio.device import default_device  # noqa: E402
+from poster_studio.images import to_tensor  # noqa: E402
+from poster_studio.transfer import AdaINDecoder  # noqa: E402
+from poster_studio.transfer.exemplars import EXEMPLAR_META, EXEMPLAR_TENSORS  # noqa: E402
+from poster_studio.transfer.style import ENCODER_LAYER, STAT_LAYERS, adain, mean_std  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -136,6 +139,7 @@ def cached(name: str, items: list, fn, folder: Path, key: dict, chunk: int = 64)
 def make_cache(args, vgg: VGG19Features):
     content, style = build_sources(args)
     crop = args.crop
+    dev = vgg.mean.device
 
     def content_fn(items):
         xs = []
@@ -144,17 +148,17 @@ def make_cache(args, vgg: VGG19Features):
             img = load_image(path)
             rng_range = (crop, max(crop, int(min(img.size) * 0.9))) if kind == "photo" else (crop, int(crop * 1.5))
             xs.append(to_tensor(_random_crop(img, crop, rng, rng_range)))
-        x = torch.cat(xs).contiguous(memory_format=torch.channels_last)
-        return {"feat": vgg(x, [ENCODER_LAYER])[ENCODER_LAYER], "thumb": F.avg_pool2d(x, 2)}
+        x = torch.stack(xs).to(dev).contiguous(memory_format=torch.channels_last)
+        return {"feat": vgg(x, [ENCODER_LAYER])[ENCODER_LAYER].cpu(), "thumb": F.avg_pool2d(x, 2).cpu()}
 
     def style_fn(items):
-        x = torch.cat([to_tensor(load_image(p).resize((crop, crop * 3 // 2), Image.Resampling.BICUBIC))
-                       for p in items]).contiguous(memory_format=torch.channels_last)
+        x = torch.stack([to_tensor(load_image(p).resize((crop, crop * 3 // 2), Image.Resampling.BICUBIC))
+                         for p in items]).to(dev).contiguous(memory_format=torch.channels_last)
         feats = vgg(x, STAT_LAYERS)
         out = {}
         for l in STAT_LAYERS:
             m, s = mean_std(feats[l])
-            out[f"mean/{l}"], out[f"std/{l}"] = m, s
+            out[f"mean/{l}"], out[f"std/{l}"] = m.cpu(), s.cpu()
         return out
 
     key = {"crop": crop, "seed": args.seed, "n": len(content), "photo_crops": args.photo_crops}
@@ -188,16 +192,19 @@ def save_plot_and_samples(history, decoder, cache_c, cache_s, run_dir: Path, ste
     # samples: 4 fixed content crops (thumbnails) x 4 fixed styles, plus the input row
     ci = torch.linspace(0, len(cache_c["feat"]) - 1, 4).long()
     si = torch.linspace(0, len(cache_s[f"mean/{ENCODER_LAYER}"]) - 1, 4).long()
+    from torchvision.utils import make_grid, save_image
+
+    dev = next(decoder.parameters()).device
     rows = [F.interpolate(cache_c["thumb"][ci].float(), scale_factor=2, mode="nearest")]
     with torch.no_grad():
-        fc = cache_c["feat"][ci].float()
+        fc = cache_c["feat"][ci].float().to(dev)
         for j in si:
-            t = adain(fc, cache_s[f"mean/{ENCODER_LAYER}"][j].float(), cache_s[f"std/{ENCODER_LAYER}"][j].float())
-            rows.append(decoder(t).clamp(0, 1))
-    grid = torch.cat([torch.cat(list(r), 2) for r in rows], 1)  # (3, 5*crop, 4*crop)
-    img = Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).astype("uint8"))
-    img.save(run_dir / f"samples_{step:05d}.png")
-    img.save(run_dir / "samples_latest.png")
+            t = adain(fc, cache_s[f"mean/{ENCODER_LAYER}"][j].float().to(dev),
+                      cache_s[f"std/{ENCODER_LAYER}"][j].float().to(dev))
+            rows.append(decoder(t).clamp(0, 1).cpu())
+    grid = make_grid(torch.cat(rows), nrow=len(ci), padding=0)  # input row, then one row per style
+    save_image(grid, run_dir / f"samples_{step:05d}.png")
+    save_image(grid, run_dir / "samples_latest.png")
 
 
 def summarise_metrics(files) -> dict:
@@ -260,8 +267,9 @@ def train(args) -> Path:
     torch.manual_seed(args.seed)
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    vgg = VGG19Features(STAT_LAYERS).to(memory_format=torch.channels_last)
-    decoder = AdaINDecoder(width=args.width, input_scale=args.input_scale).to(memory_format=torch.channels_last)
+    dev = default_device()
+    vgg = VGG19Features(STAT_LAYERS).to(dev, memory_format=torch.channels_last)
+    decoder = AdaINDecoder(width=args.width, input_scale=args.input_scale).to(dev, memory_format=torch.channels_last)
     if args.card_only:
         st = load_state(run_dir / "state.safetensors")
         decoder.load_state_dict(st["decoder"])
@@ -302,9 +310,9 @@ def train(args) -> Path:
         g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)  # batch depends only on the step: resumable
         ci = torch.randint(n_c, (args.batch,), generator=g)
         si = torch.randint(n_s, (args.batch,), generator=g)
-        fc = cache_c["feat"][ci].float()
-        s_mean = {l: cache_s[f"mean/{l}"][si].float() for l in STAT_LAYERS}
-        s_std = {l: cache_s[f"std/{l}"][si].float() for l in STAT_LAYERS}
+        fc = cache_c["feat"][ci].float().to(dev)
+        s_mean = {l: cache_s[f"mean/{l}"][si].float().to(dev) for l in STAT_LAYERS}
+        s_std = {l: cache_s[f"std/{l}"][si].float().to(dev) for l in STAT_LAYERS}
         for grp in opt.param_groups:
             grp["lr"] = args.lr / (1 + args.lr_decay * step)
         t = adain(fc, s_mean[ENCODER_LAYER], s_std[ENCODER_LAYER])

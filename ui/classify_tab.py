@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from poster_studio import genres as G
-from poster_studio.classify import Analysis, Classifier
+from poster_studio.classify import Analysis
 
 from .common import GENRE_CHOICES, OutputFiles, Services, guarded, image_input, notes_markdown, poster_gallery, \
     poster_list_markdown, raw, status_markdown, status_update
@@ -54,7 +54,7 @@ def build(services: Services, files: OutputFiles):
                                        interactive=False, format="png")
         with gr.Row():
             similar_md = gr.Markdown(label="Similar posters (titles)")
-            similar_gallery = gr.Gallery(label="Similar posters", columns=5, height=300, visible=False,
+            similar_gallery = gr.Gallery(label="Similar posters", columns=5, height=200, visible=False,
                                          object_fit="contain", allow_preview=True, elem_id="clf-similar")
         analysis = gr.State(None)
         pics = examples()

@@ -14,7 +14,7 @@ import time
 import gradio as gr
 
 from poster_studio import genres as G
-from poster_studio.images import FIT_MODES, image_notes
+from poster_studio.images import image_notes
 from poster_studio.transfer import GenreTransfer
 from poster_studio.transfer.engines import DEFAULT_STEPS
 

@@ -25,6 +25,9 @@ from ..images import ImageInput, fit_image, image_notes, load_image, needs_fitti
 from .model import CHECKPOINT_NAME, INDEX_TENSORS, EmbeddingIndex, PosterClassifier, load_index, preprocess
 
 
+_UNSET: Any = object()  # check_inputs: "argument not given" (None is a value the user can send: no picture)
+
+
 @dataclass
 class Analysis:
     """What one pass of the classifier found in one picture; `Classifier.heatmap` draws from it."""
@@ -60,17 +63,18 @@ class Classifier:
         return cls(model, index)
 
     # -- arguments
-    def check_inputs(self, *, image: Any = None, genre: Optional[str] = None, k: Any = None,
-                     alpha: Any = None) -> dict:
-        """Validated arguments (only those given): image -> RGB PIL, genre -> label or "top", k, alpha."""
+    def check_inputs(self, *, image: Any = _UNSET, genre: Any = _UNSET, k: Any = _UNSET,
+                     alpha: Any = _UNSET) -> dict:
+        """Validated arguments (only those given; None is a missing value, except genre None = "top"):
+        image -> RGB PIL, genre -> label or "top", k, alpha."""
         out: dict = {}
-        if image is not None:
+        if image is not _UNSET:
             out["image"] = load_image(image)
-        if genre is not None:
-            out["genre"] = "top" if str(genre).strip().lower() in ("", "top") else G.parse_genre(genre)
-        if k is not None:
+        if genre is not _UNSET:
+            out["genre"] = "top" if genre is None or str(genre).strip().lower() in ("", "top") else G.parse_genre(genre)
+        if k is not _UNSET:
             out["k"] = check_int("Similar posters (k)", k, 0, self.MAX_K)
-        if alpha is not None:
+        if alpha is not _UNSET:
             out["alpha"] = check_float("Heatmap opacity", alpha, 0.0, 1.0)
         return out
 

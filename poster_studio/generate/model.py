@@ -242,8 +242,8 @@ def diff_augment(x: torch.Tensor, policy: str = "translation", generator: Option
     n = x.shape[0]
     dev = x.device
 
-    def rand(*shape):
-        return torch.rand(*shape, generator=generator, device=dev)
+    def rand(*shape):  # drawn on the (CPU) generator, so a run is reproducible on any device
+        return torch.rand(*shape, generator=generator).to(dev)
 
     for p in policy.split(","):
         p = p.strip()

@@ -49,6 +49,9 @@ def load_net(directory: Optional[str | Path] = None, hub_repo: Optional[str] = N
     return hub.load_model(ARCHS[arch][0], CHECKPOINT_NAME, directory=folder)
 
 
+_UNSET: Any = object()  # check_inputs: "argument not given" (None is a value the user can send: a cleared field)
+
+
 class PosterGenerator:
     """Poster generation service over a trained generator (any arch)."""
 
@@ -80,28 +83,29 @@ class PosterGenerator:
         return self.net.arch
 
     # -- arguments
-    def check_inputs(self, *, genres: Any = None, n: Any = None, seed: Any = None, truncation: Any = None,
-                     size: Any = None, steps: Any = None) -> dict:
-        """Validated arguments (only those given); InvalidArgumentError with a one-line message otherwise."""
+    def check_inputs(self, *, genres: Any = _UNSET, n: Any = _UNSET, seed: Any = _UNSET, truncation: Any = _UNSET,
+                     size: Any = _UNSET, steps: Any = _UNSET) -> dict:
+        """Validated arguments (only those given; None is a missing value, except genres None = any genre);
+        InvalidArgumentError with a one-line message otherwise."""
         out: dict = {}
-        if genres is not None:
+        if genres is not _UNSET:
             out["genres"] = G.parse_genres(genres)
             missing = [g for g in out["genres"] if g not in self.genres]
             if missing:
                 raise InvalidArgumentError(f"This generator was not trained on {', '.join(missing)}; it knows "
                                            f"{', '.join(self.genres)}.")
-        if n is not None:
+        if n is not _UNSET:
             out["n"] = check_int("Count", n, 1, self.MAX_COUNT)
-        if seed is not None:
+        if seed is not _UNSET:
             out["seed"] = check_int("Seed", seed, 0, self.MAX_SEED)
-        if truncation is not None:
+        if truncation is not _UNSET:
             t = check_float("Truncation", truncation, 0.0, 1.0)
             if t <= 0.0:
                 raise InvalidArgumentError(f"Truncation must be above 0 (and at most 1), got {truncation!r}.")
             out["truncation"] = t
-        if size is not None:
+        if size is not _UNSET:
             out["size"] = check_choice("Size", size, self.SIZES)
-        if steps is not None:
+        if steps is not _UNSET:
             out["steps"] = check_int("Frames", steps, self.MIN_MORPH_STEPS, self.MAX_MORPH_STEPS)
         return out
 

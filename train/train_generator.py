@@ -1,8 +1,8 @@
-"""Train the poster GAN (ours) or one of the seed baselines on the CPU, resumably.
+"""Train the poster GAN (ours) or one of the seed baselines, resumably, on CUDA when there, else the CPU.
 
-  python train/train_gan.py --data ../shared/data/posters --arch ours --minutes 20 --out runs/gan-ours
+  python train/train_generator.py --data ../shared/data/posters --arch ours --minutes 20 --out runs/gan-ours
 
-Archs (networks in poster_studio/generator.py):
+Archs (networks in poster_studio/generate/model.py):
   ours        PosterGAN 128x192 (W x H) + PosterCritic: projection discriminator, spectral norm, hinge loss,
               conditional BatchNorm on the genre embedding, DiffAugment, EMA generator (shipped).
   dcgan-seed  PyTorch tutorial DCGAN 64x64, BCE, Adam(2e-4, 0.5), unconditional (centre square of the poster).
@@ -10,7 +10,7 @@ Archs (networks in poster_studio/generator.py):
 
 All archs see the same data: the training posters, preloaded once as a uint8 tensor cache at 128x192
 (cache/gan/*.safetensors, built on the first run) so no step decodes a JPEG, drawn with genre-balanced
-weights (mean inverse genre frequency, as data.PosterDataset.balanced_sampler), random horizontal flips.
+weights (mean inverse genre frequency, data.balanced_weights), random horizontal flips.
 
 Resumable: the full state (G, D, EMA, both Adam states, step, wall-clock used, loss history, RNG) is saved
 atomically as safetensors (poster_studio.training.save_state, no pickle) to <out>/state.safetensors every
@@ -19,7 +19,7 @@ the total training wall clock across resumes. Sample grids (one row per genre, f
 are written to <out>/ every --sample-every steps; the checkpoint (hub.save_checkpoint) to
 <out>/checkpoint every --checkpoint-every steps and at the end.
 
-  python train/train_gan.py --arch ours --out runs/gan-ours --export checkpoints/generator \
+  python train/train_generator.py --arch ours --out runs/gan-ours --export checkpoints/generator \
       --metrics runs/eval/ours.json runs/eval/dcgan-seed.json runs/eval/cgan-seed.json [--extra-metrics bench.json]
 re-exports the trained generator (EMA weights for ours) with a model card holding the metrics: the first
 evaluate-generator JSON is this model's, the others are baselines shown side by side.
@@ -44,9 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from poster_studio import genres as G  # noqa: E402
 from poster_studio import hub  # noqa: E402
-from poster_studio.data import default_data_dir, fit_poster, read_labels  # noqa: E402
-from poster_studio.generator import ARCHS, diff_augment, genre_prior_from_records  # noqa: E402
-from poster_studio.images import load_image  # noqa: E402
+from poster_studio.data import balanced_weights, default_data_dir, genre_combinations, read_labels  # noqa: E402
+from poster_studio.device import default_device  # noqa: E402
+from poster_studio.generate import ARCHS, diff_augment  # noqa: E402
+from poster_studio.images import fit_image, load_image  # noqa: E402
 from poster_studio.training import load_state, save_state  # noqa: E402
 
 CACHE_W, CACHE_H = 128, 192
@@ -108,7 +109,7 @@ def build_cache(data: Path, cache_dir: Path, split: str, max_images: int | None,
     keep = []
     for i, r in enumerate(tqdm(records, desc="caching posters", disable=not show, mininterval=5)):
         try:
-            img = fit_poster(load_image(data / "images" / f"{r.id}.jpg"), CACHE_W, CACHE_H)
+            img = fit_image(load_image(data / "images" / f"{r.id}.jpg"), (CACHE_W, CACHE_H))
         except Exception as exc:  # a broken JPEG is skipped, not fatal
             print(f"skip {r.id}: {exc}", file=sys.stderr)
             continue
@@ -121,12 +122,6 @@ def build_cache(data: Path, cache_dir: Path, split: str, max_images: int | None,
     save_file({"images": images, "labels": labels}, str(tmp))
     tmp.replace(path)
     return {"images": images, "labels": labels, "records": keep}
-
-
-def sample_weights(labels: torch.Tensor) -> torch.Tensor:
-    """Genre-balanced sampling weights (same rule as data.PosterDataset.balanced_sampler)."""
-    inv = 1.0 / labels.mean(0).clamp_min(1e-6)
-    return (labels * inv).sum(1) / labels.sum(1).clamp_min(1)
 
 
 def real_batch(images_u8: torch.Tensor, arch: str, gen: torch.Generator) -> torch.Tensor:
@@ -180,7 +175,8 @@ def save_samples(net, path: Path, cols: int = 8) -> None:
     was = net.training
     net.eval()
     z, c = fixed_grid_inputs(net.z_dim, cols)
-    x = net(z * 0.8, c)
+    dev = next(net.parameters()).device
+    x = net(z.to(dev) * 0.8, c.to(dev)).cpu()
     net.train(was)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(make_grid((x + 1) / 2, nrow=cols, padding=2), str(path))
@@ -271,7 +267,7 @@ def write_checkpoint(net, out_dir: Path, args, state_info: dict, metrics: dict |
     n = state_info.get("images", "?")
     data = (f"{n} training posters (split `{args.split}` of the shared poster set, 182x268 JPEGs, 7 multi-label "
             f"genres), centre-fitted to 2:3 and resized to 128x192; genre-balanced sampling, horizontal flips.")
-    training = (f"`python train/train_gan.py --arch {args.arch} --minutes {args.minutes} --batch {args.batch}` on a "
+    training = (f"`python train/train_generator.py --arch {args.arch} --minutes {args.minutes} --batch {args.batch}` on a "
                 f"shared 2-core CPU (1-2 threads, sharing it with other jobs): {state_info.get('step', 0)} steps in "
                 f"{state_info.get('elapsed', 0) / 60:.1f} min. Adam lr G {args.lr_g}, D {args.lr_d}, beta1 {args.beta1}. "
                 + ("Hinge loss, DiffAugment '" + args.diffaug + f"', EMA {args.ema}." if args.arch == "ours" else "BCE."))
@@ -314,9 +310,11 @@ def main(argv=None) -> dict:
 
     cache = build_cache(Path(args.data), Path(args.cache), args.split, args.max_images, show)
     images, labels = cache["images"], cache["labels"]
-    prior = genre_prior_from_records(cache["records"])
+    prior = genre_combinations(cache["records"])
     torch.manual_seed(args.seed)
+    dev = default_device()
     G_net, D_net = make_models(args.arch, args.width_scale, prior)
+    G_net, D_net = G_net.to(dev), D_net.to(dev)
     G_ema = copy.deepcopy(G_net).eval().requires_grad_(False)
     betas = (args.beta1, 0.99) if args.arch == "ours" else (args.beta1, 0.999)
     opt_g = torch.optim.Adam(G_net.parameters(), lr=args.lr_g, betas=betas)
@@ -357,7 +355,7 @@ def main(argv=None) -> dict:
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step, "elapsed": elapsed,
             "history": history, "rng": gen.get_state(), "train_args": json.dumps(train_args)})
 
-    weights = sample_weights(labels)
+    weights = balanced_weights(labels)
     budget = args.minutes * 60 if args.minutes else float("inf")
     max_steps = args.max_steps or 10**9
     bar = tqdm(total=None if max_steps == 10**9 else max_steps, initial=step, disable=not show, mininterval=10,
@@ -367,9 +365,9 @@ def main(argv=None) -> dict:
     t_last = time.time()
     while step < max_steps and elapsed < budget:
         idx = torch.multinomial(weights, args.batch, replacement=True, generator=gen)
-        real = real_batch(images[idx], args.arch, gen)
-        c = labels[idx]
-        z = torch.randn(args.batch, G_net.z_dim, generator=gen)
+        real = real_batch(images[idx], args.arch, gen).to(dev)
+        c = labels[idx].to(dev)
+        z = torch.randn(args.batch, G_net.z_dim, generator=gen).to(dev)
         fake = G_net(z, c)
 
         # discriminator step
