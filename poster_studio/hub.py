@@ -137,6 +137,22 @@ def _replace_folder(directory: Path, write) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def load_side_files(folder: str | os.PathLike, tensors_file: str, meta_file: str, fix: str) -> tuple[dict, dict]:
+    """(tensors, JSON) of a checkpoint's side-file pair (e.g. index.safetensors + index.json); CheckpointError
+    naming the file and `fix` when one is missing or unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    for f in (folder / tensors_file, folder / meta_file):
+        if not f.is_file():
+            raise CheckpointError(f"Missing checkpoint file {f}: {fix}.")
+    try:
+        return load_file(str(folder / tensors_file)), json.loads((folder / meta_file).read_text())
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise CheckpointError(f"Corrupt {tensors_file} / {meta_file} in {folder} ({exc}): {fix}.") from None
+
+
 def hub_repo_from_env(hub_repo: Optional[str] = None) -> Optional[str]:
     return hub_repo or os.environ.get(HUB_REPO_ENV) or None
 

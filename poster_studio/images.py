@@ -131,8 +131,8 @@ def image_notes(img: Image.Image) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- tensors
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
-    return TF.to_dtype(TF.to_image(img.convert("RGB")), torch.float32, scale=True)
+    """RGB PIL image -> contiguous float tensor (3, H, W) in [0, 1]."""
+    return TF.to_dtype(TF.to_image(img.convert("RGB")), torch.float32, scale=True).contiguous()
 
 
 def to_pil(x: torch.Tensor) -> Image.Image:

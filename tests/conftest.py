@@ -50,11 +50,7 @@ def checkpoint_missing(name: str) -> str | None:
         needed += ["exemplars.safetensors", "exemplars.json"]  # written by train/build_exemplars.py
     for f in needed:
         if not (folder / f).is_file():
-            return f"checkpoint {folder / f} not trained yet"
-    if name == "generator":
-        import importlib.util
-        if importlib.util.find_spec("poster_studio.generator") is None:
-            return "poster_studio.generator not written yet"
+            return f"checkpoint {folder / f} is missing"
     return None
 
 
@@ -76,6 +72,16 @@ class AppServer:
             return self.log.read_text(errors="replace")[-n:]
         except OSError:
             return ""
+
+    def log_size(self) -> int:
+        """Bytes in the server log so far (a mark for log_since)."""
+        return self.log.stat().st_size
+
+    def log_since(self, mark: int) -> str:
+        """What the server logged after `mark` (see log_size)."""
+        with open(self.log, "rb") as f:
+            f.seek(mark)
+            return f.read().decode(errors="replace")
 
 
 def start_app(env_overrides: dict | None = None, timeout: float = 90.0) -> AppServer:

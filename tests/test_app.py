@@ -1,23 +1,36 @@
-"""The app: builds without checkpoints (tabs say why), the glue validates every input, and the real server on
-loopback answers /generate, /classify, /transfer through gradio_client with real outputs; bad input through
-the API gives a one-line error and the server keeps serving."""
+"""The app on loopback (`python app.py`, one server per test session) through gradio_client: /generate, /morph,
+/classify, /heatmap and /transfer give real outputs; display names and short genre names work; a bad argument or
+picture gives the service's one-line message (the same text as the library and the CLI), no traceback in the
+server log, and the server keeps serving. The tab handlers over the real services run in-process too.
+
+The glue itself (ServiceSlot, guarded, raw, gpu, run_watched ...) is tested without a server in test_ui.py."""
 from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import (BAD_FILE_MESSAGES, CONTENT_DIR, DATA_DIR, checkpoint_missing, make_bad_files,
-                      make_odd_images)
+from conftest import (BAD_FILE_MESSAGES, CONTENT_DIR, DATA_DIR, ROOT, checkpoint_missing, make_bad_files,
+                      make_odd_images, needs_posters)
 from poster_studio import genres as G
-from poster_studio import ui_helpers as U
-from poster_studio.errors import CheckpointError, InvalidArgumentError
+from poster_studio.errors import InvalidArgumentError
 
 STARTUP_LIMIT_S = float(os.environ.get("POSTER_STUDIO_STARTUP_LIMIT", "15"))
+UNKNOWN_WESTERN = ("Unknown genre 'Western'. Choose from: Action_Adventure, Animation, Comedy, Documentary, Drama, "
+                   "Horror_Thriller, Romance.")
+
+
+def _needs(name: str) -> None:
+    reason = checkpoint_missing(name)
+    if reason:
+        pytest.skip(reason)
 
 
 def _fn(demo, api_name: str):
@@ -27,21 +40,16 @@ def _fn(demo, api_name: str):
     raise KeyError(api_name)
 
 
-def _poster_path() -> Path:
-    """A real poster when the data is here (a val poster), else a content photo, else a synthetic picture."""
-    if (DATA_DIR / "images").is_dir():
-        for p in sorted((DATA_DIR / "images").glob("val_*.jpg"))[:1]:
-            return p
-    if (CONTENT_DIR / "astronaut.png").is_file():
-        return CONTENT_DIR / "astronaut.png"
-    raise FileNotFoundError
+def _content_photo(synthetic: Path) -> Path:
+    return CONTENT_DIR / "chelsea.png" if (CONTENT_DIR / "chelsea.png").is_file() else synthetic
 
 
 @pytest.fixture(scope="module")
 def synthetic_picture(tmp_path_factory) -> Path:
+    """300x200 (W x H): not 2:3."""
     rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:300, 0:200]
-    a = np.stack([127 + 120 * np.sin(x / 17 + c) * np.cos(y / 23) for c in range(3)], -1) + rng.normal(0, 8, (300, 200, 3))
+    y, x = np.mgrid[0:200, 0:300]
+    a = np.stack([127 + 120 * np.sin(x / 17 + c) * np.cos(y / 23) for c in range(3)], -1) + rng.normal(0, 8, (200, 300, 3))
     path = tmp_path_factory.mktemp("pic") / "picture.png"
     Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(path)
     return path
@@ -52,134 +60,17 @@ def bad_files(tmp_path_factory):
     return make_bad_files(tmp_path_factory.mktemp("bad"))
 
 
-# ------------------------------------------------------------------------------------------ in-process
-@pytest.fixture
-def demo_without_checkpoints(tmp_path, monkeypatch):
-    import app
+def _app_error(client, *args, api_name: str) -> str:
+    from gradio_client.exceptions import AppError
 
-    monkeypatch.setenv("POSTER_STUDIO_CHECKPOINTS", str(tmp_path / "empty"))
-    monkeypatch.delenv("POSTER_STUDIO_HUB_REPO", raising=False)
-    services = U.Services()
-    demo = app.build_demo(services)
-    services.load_all()
-    return demo, services
+    with pytest.raises(AppError) as info:
+        client.predict(*args, api_name=api_name)
+    return str(info.value)
 
 
-def test_build_demo_without_checkpoints_tabs_say_why(demo_without_checkpoints):
-    demo, services = demo_without_checkpoints
-    api_names = {f.api_name for f in demo.fns.values()}
-    assert {"generate", "classify", "transfer"} <= api_names
-    for slot in services.slots:
-        assert slot.state == "failed"
-        md = slot.status_markdown()
-        assert md.startswith("### ⚠️ This tab is unavailable") and "**Model not available:** " in md, md
-        assert "config.json" in md or "not part of this build" in md, md
-        assert "train" in md.lower()  # the fix is named
-        with pytest.raises(CheckpointError, match="not available"):
-            slot.get()
-
-
-def test_handlers_give_one_line_gradio_errors(demo_without_checkpoints, bad_files, synthetic_picture):
-    import gradio as gr
-
-    demo, _ = demo_without_checkpoints
-    classify = _fn(demo, "classify")
-    with pytest.raises(gr.Error, match="not an image"):
-        classify(str(bad_files["page.png"]), "top")
-    with pytest.raises(gr.Error, match="classifier model is not available"):
-        classify(str(synthetic_picture), "top")
-    generate = _fn(demo, "generate")
-    with pytest.raises(gr.Error, match="Count"):
-        generate([], 0, 1, 0.7, "native")
-    with pytest.raises(gr.Error, match="generator model is not available"):
-        generate(["Comedy"], 2, 1, 0.7, "native")
-    transfer = _fn(demo, "transfer")
-    with pytest.raises(gr.Error, match="No picture"):
-        list(transfer(None, "Comedy", "fast", 1.0, False, "256x384", 10, [], None))
-    with pytest.raises(gr.Error, match="Strength"):
-        list(transfer(str(synthetic_picture), "Comedy", "fast", float("nan"), False, "256x384", 10, [], None))
-    with pytest.raises(gr.Error, match="transfer model is not available"):
-        list(transfer(str(synthetic_picture), "Comedy", "fast", 1.0, False, "256x384", 10, [], None))
-
-
-def test_examples_do_not_need_the_content_folder(tmp_path, monkeypatch):
-    import app
-
-    monkeypatch.setenv("POSTER_STUDIO_CONTENT", str(tmp_path / "no-such-folder"))
-    assert U.content_examples() == []
-    app.build_demo(U.Services())  # builds (as on a Space without ../shared)
-
-
-def test_content_examples_found_when_present(monkeypatch, tmp_path):
-    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
-    (tmp_path / "notes.txt").write_text("x")
-    monkeypatch.setenv("POSTER_STUDIO_CONTENT", str(tmp_path))
-    assert U.content_examples() == [str(tmp_path / "a.png")]
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    ({"count": 0}, "Count"), ({"count": 17}, "Count"), ({"count": float("nan")}, "Count"),
-    ({"count": -3}, "Count"), ({"count": 2.5}, "Count"), ({"count": None}, "Count"), ({"count": "many"}, "Count"),
-    ({"seed": -1}, "Seed"), ({"seed": float("inf")}, "Seed"), ({"seed": 1.5}, "Seed"),
-    ({"truncation": float("nan")}, "Truncation"), ({"truncation": 0}, "Truncation"), ({"truncation": 1.5}, "Truncation"),
-    ({"size": "9000x9000"}, "Size"), ({"genres": ["Western"]}, "Unknown genre"),
-])
-def test_generate_arguments_checked(kwargs, match):
-    args = dict(genres=["Comedy"], count=4, seed=0, truncation=0.7, size="native") | kwargs
-    with pytest.raises(InvalidArgumentError, match=match):
-        U.generate_args(**args)
-
-
-def test_generate_arguments_accepted():
-    a = U.generate_args(["comedy", "Romance", "Comedy"], 16.0, 123, 1.0, "400x600")
-    assert a == {"genres": ["Comedy", "Romance"], "n": 16, "seed": 123, "truncation": 1.0, "size": "400x600"}
-    assert U.generate_args([], 1, 0, 0.1)["genres"] == []  # none ticked = any genre
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    ({"strength": float("nan")}, "Strength"), ({"strength": -0.1}, "Strength"), ({"strength": 2}, "Strength"),
-    ({"engine": "quality", "steps": 0}, "Steps"), ({"engine": "quality", "steps": float("nan")}, "Steps"),
-    ({"engine": "quality", "steps": 5000}, "Steps"), ({"size": "10x10"}, "(?i)size|width"),
-    ({"size": "big"}, "(?i)size"), ({"engine": "slow"}, "Engine"), ({"genre": None}, "genre"),
-    ({"genre": "Western"}, "Unknown genre"),
-])
-def test_transfer_arguments_checked(kwargs, match):
-    args = dict(genre="Comedy", engine="fast", strength=1.0, preserve_color=False, size="384x576", steps=100) | kwargs
-    with pytest.raises(InvalidArgumentError, match=match):
-        U.transfer_args(**args)
-
-
-def test_transfer_arguments_accepted():
-    a = U.transfer_args(None, "quality", 0.5, True, "256x384", 20.0, ["/x/style.png"])
-    assert a["genre"] is None and a["steps"] == 20 and a["style_images"] == ["/x/style.png"]
-    assert U.transfer_args("horror", "fast", 1, False, "384x576", None)["steps"] is None  # steps only for quality
-
-
-class _FakeGenerator:
-    native_size = (128, 192)
-
-    def generate(self, genres, n, seed, truncation, size):
-        w, h = (400, 600) if size == "400x600" else self.native_size
-        return [Image.new("RGB", (w, h), (seed % 255, i * 10, 0)) for i in range(n)]
-
-    def morph(self, genres_a, genres_b, seed_a, seed_b, steps, size, truncation):
-        return [Image.new("RGB", self.native_size, (i * 20, 0, 0)) for i in range(steps)]
-
-
-def test_generate_and_morph_glue_with_a_fake_generator():
-    out = U.run_generate(_FakeGenerator(), ["Horror_Thriller", "Comedy"], 3, 7, 0.7, "native")
-    assert len(out) == 3 and out[0][0].size == (128, 192)
-    assert "Horror & Thriller + Comedy" in out[0][1] and "seed 7" in out[0][1] and out[1][1].startswith("#2")
-    frames, gif = U.run_morph(_FakeGenerator(), ["Comedy"], ["Drama"], 1, 2, 5)
-    assert len(frames) == 5
-    with Image.open(gif) as im:
-        assert im.is_animated and im.n_frames == 8  # ping-pong
-
-
-def test_service_slot_reports_broken_module(monkeypatch):
-    slot = U.ServiceSlot("x", "test", "poster_studio.no_such_module", "X", "fix it")
-    assert slot.load() is None and slot.state == "failed"
-    assert "not part of this build" in slot.status_markdown()
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "poster_studio", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180, env=dict(os.environ, HF_HUB_OFFLINE="1"))
 
 
 # ------------------------------------------------------------------------------------------ the server
@@ -188,54 +79,84 @@ def test_server_starts_within_limit(app_server):
     assert app_server.startup_s < STARTUP_LIMIT_S
 
 
-def test_api_lists_the_main_endpoints(client):
+def test_api_lists_the_endpoints(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/generate", "/classify", "/transfer"} <= set(named)
+    assert set(named) == {"/generate", "/morph", "/classify", "/heatmap", "/transfer"}
 
 
 def _confidences(label: dict) -> dict[str, float]:
     return {c["label"]: c["confidence"] for c in label["confidences"]}
 
 
+@needs_posters
 def test_api_classify_real_output(client):
-    reason = checkpoint_missing("classifier")
-    if reason:
-        pytest.skip(reason)
+    _needs("classifier")
     from gradio_client import handle_file
 
-    label, heat, summary, similar_md, _gallery = client.predict(handle_file(str(_poster_path())), "top",
-                                                                api_name="/classify")
+    # a training poster: the most similar known poster is itself
+    label, heat, summary, similar_md, gallery = client.predict(
+        handle_file(str(DATA_DIR / "images" / "train_00001.jpg")), "top", api_name="/classify")
     conf = _confidences(label)
     assert set(conf) == set(G.DISPLAY_NAMES.values())
     assert all(0.0 <= p <= 1.0 and math.isfinite(p) for p in conf.values())
     assert label["label"] == max(conf, key=conf.get)
     with Image.open(heat) as im:
-        assert im.size[0] >= 16 and abs(im.size[0] / im.size[1] - 2 / 3) < 0.05  # poster-shaped overlay
-    assert "Predicted genres" in summary
-    assert "similar" in similar_md.lower()
-    heat2 = client.predict(handle_file(str(_poster_path())), "Comedy", api_name="/heatmap")
-    assert Path(heat2).is_file()
+        assert im.size == (182, 268)  # the poster's own size
+    assert summary.startswith("**Predicted genres:** ") and f"evidence for {label['label']}" in summary
+    lines = similar_md.splitlines()
+    assert lines[0] == "**Most similar known posters:**" and len(lines) == 2 + 5, similar_md
+    assert lines[2] == "1. The Last Stand (2013) — distance 0.000"
+    assert all(line.startswith(f"{i}. ") and " — distance " in line for i, line in enumerate(lines[2:], 1))
+    # thumbnails of the same posters (a gr.Gallery update: shown when there are any)
+    assert gallery["visible"] is True and len(gallery["value"]) == 5
+    assert gallery["value"][0]["caption"] == "The Last Stand (2013)"
+
+
+def test_api_heatmap_names_the_chosen_genre(client, synthetic_picture):
+    _needs("classifier")
+    from gradio_client import handle_file
+
+    pic = handle_file(str(_content_photo(synthetic_picture)))
+    predicted = client.predict(pic, "top", api_name="/classify")[2].splitlines()[0]
+    comedy, summary_c = client.predict(pic, "Comedy", api_name="/heatmap")
+    horror, summary_h = client.predict(pic, "Horror & Thriller", api_name="/heatmap")
+    assert summary_c.startswith(predicted) and "**Heatmap:** evidence for Comedy" in summary_c
+    assert "evidence for Horror & Thriller" in summary_h
+    with Image.open(comedy) as a, Image.open(horror) as b:
+        assert a.size == b.size and np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).mean() > 1.0
+    assert "not 2:3" in summary_c  # the photo's centre was classified, and the user is told
+    assert "evidence for Horror & Thriller" in client.predict(pic, "horror", api_name="/heatmap")[1]
+    assert _app_error(client, pic, "Western", api_name="/heatmap") == UNKNOWN_WESTERN
+
+
+@needs_posters
+def test_api_heatmap_of_another_picture_is_not_the_kept_one(client, synthetic_picture):
+    """The session keeps the last classified picture's analysis; /heatmap with another picture must analyse that."""
+    _needs("classifier")
+    from gradio_client import handle_file
+
+    a, b = handle_file(str(synthetic_picture)), handle_file(str(DATA_DIR / "images" / "train_00001.jpg"))
+    first_a = client.predict(a, "top", api_name="/classify")[2].splitlines()[0]
+    first_b = client.predict(b, "top", api_name="/classify")[2].splitlines()[0]
+    assert first_a != first_b, "pick two pictures the classifier tells apart"
+    assert client.predict(a, "Comedy", api_name="/heatmap")[1].startswith(first_a)  # not b's kept analysis
 
 
 def test_api_classify_odd_modes(client, tmp_path):
-    reason = checkpoint_missing("classifier")
-    if reason:
-        pytest.skip(reason)
+    _needs("classifier")
     from gradio_client import handle_file
 
     odd = make_odd_images(tmp_path)  # all modes are checked in the library (test_images); three through the app
     for name in ("cmyk.jpg", "gray16.png", "animated.gif"):
-        path = odd[name]
-        label = client.predict(handle_file(str(path)), "top", api_name="/classify")[0]
+        label, _, summary, _, _ = client.predict(handle_file(str(odd[name])), "top", api_name="/classify")
         assert set(_confidences(label)) == set(G.DISPLAY_NAMES.values()), name
+        assert ("first frame was used" in summary) == (name == "animated.gif"), summary
 
 
 def test_api_generate_real_output(client):
-    reason = checkpoint_missing("generator")
-    if reason:
-        pytest.skip(reason)
+    _needs("generator")
     gallery = client.predict(["Horror_Thriller"], 3, 11, 0.7, "native", api_name="/generate")
-    assert len(gallery) == 3
+    assert len(gallery) == 3 and gallery[2]["caption"] == "#3 · seed 11 · Horror & Thriller"
     sizes = set()
     for item in gallery:
         with Image.open(item["image"]) as im:
@@ -255,60 +176,163 @@ def test_api_generate_real_output(client):
         assert im.format == "GIF" and im.size == (w, h)  # animated (PIL merges identical frames, so not asserted)
 
 
+def test_api_generate_takes_display_and_short_names(client):
+    _needs("generator")
+
+    def first(genres):
+        item = client.predict(genres, 1, 11, 0.7, "native", api_name="/generate")[0]
+        with Image.open(item["image"]) as im:
+            return np.asarray(im.convert("RGB")), item["caption"]
+
+    label, caption = first(["Horror_Thriller"])
+    for name in (["Horror & Thriller"], ["Horror"], ["thriller", "Horror & Thriller"]):
+        img, cap = first(name)
+        assert np.array_equal(img, label) and cap == caption == "#1 · seed 11 · Horror & Thriller", name
+    both, cap = first(["Action & Adventure", "comedy"])
+    assert cap == "#1 · seed 11 · Action & Adventure + Comedy" and not np.array_equal(both, label)
+
+
 def test_api_transfer_real_output(client, synthetic_picture):
-    reason = checkpoint_missing("transfer")
-    if reason:
-        pytest.skip(reason)
+    _needs("transfer")
     from gradio_client import handle_file
 
-    content = CONTENT_DIR / "chelsea.png" if (CONTENT_DIR / "chelsea.png").is_file() else synthetic_picture
-    out, exemplars_md, _gallery = client.predict(handle_file(str(content)), "Horror_Thriller", "fast", 1.0, False,
-                                                 "256x384", 10, [], api_name="/transfer")
+    pic = handle_file(str(synthetic_picture))  # 300x200: not 2:3
+    out, md, gallery = client.predict(pic, "Horror & Thriller", "fast", 1.0, False, "256x384", 10, [], "crop",
+                                      api_name="/transfer")
     with Image.open(out) as im:
         assert im.size == (256, 384)
-        assert np.asarray(im.convert("RGB")).std() > 1.0
-    assert "Exemplar posters for Horror & Thriller" in exemplars_md
+        crop = np.asarray(im.convert("RGB"), dtype=np.float32)
+        assert crop.std() > 1.0
+    assert md.startswith("**Exemplar posters for Horror & Thriller:**")
+    assert "ℹ️ Your 300x200 picture was centre-cropped to the 2:3 poster shape (256x384)." in md
+    fit_out, fit_md, _ = client.predict(pic, "horror", "fast", 1.0, False, "256x384", 10, [], "fit",
+                                        api_name="/transfer")
+    assert "fitted whole (blurred backdrop)" in fit_md and "centre-cropped" not in fit_md
+    with Image.open(fit_out) as im:
+        assert np.abs(np.asarray(im.convert("RGB"), dtype=np.float32) - crop).mean() > 3.0
 
 
+# ------------------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("name", sorted(set(BAD_FILE_MESSAGES) - {"huge_50mb.jpg"}))
 def test_api_bad_image_gives_message_and_server_keeps_serving(client, app_server, bad_files, name):
     from gradio_client import handle_file
-    from gradio_client.exceptions import AppError
 
-    with pytest.raises(AppError) as info:
-        client.predict(handle_file(str(bad_files[name])), "top", api_name="/classify")
-    msg = str(info.value)
-    assert BAD_FILE_MESSAGES[name].lower() in msg.lower() and "Traceback" not in msg, msg
+    msg = _app_error(client, handle_file(str(bad_files[name])), "top", api_name="/classify")
+    assert BAD_FILE_MESSAGES[name].lower() in msg.lower() and "\n" not in msg, msg
     assert app_server.alive()
 
 
-def test_api_50mb_upload_is_refused(client, app_server, bad_files, synthetic_picture):
+def test_50mb_upload_is_refused_by_its_size(client, app_server, bad_files):
+    """25 MB is the server's limit: gradio_client refuses to send more (it reads the limit from the server), and
+    the server answers an upload above it with 413 before anything is decoded."""
+    import httpx
     from gradio_client import handle_file
 
-    with pytest.raises(Exception) as info:
-        client.predict(handle_file(str(bad_files["huge_50mb.jpg"])), "top", api_name="/classify")
-    assert "413" in str(info.value) or "too large" in str(info.value).lower() or "size" in str(info.value).lower(), \
-        str(info.value)[:300]
+    huge = bad_files["huge_50mb.jpg"]
+    with pytest.raises(ValueError, match=r"exceeds the maximum file size of 26214400 bytes"):
+        client.predict(handle_file(str(huge)), "top", api_name="/classify")
+    with open(huge, "rb") as f:
+        r = httpx.post(f"{app_server.url}gradio_api/upload", files={"files": ("huge.jpg", f, "image/jpeg")},
+                       timeout=120)
+    assert r.status_code == 413 and "26214400 bytes" in r.text, (r.status_code, r.text[:200])
+    small = httpx.post(f"{app_server.url}gradio_api/upload", files={"files": ("ok.png", b"x" * 1000, "image/png")},
+                       timeout=60)
+    assert small.status_code == 200  # the same route takes a small file
     assert app_server.alive()
 
 
-@pytest.mark.parametrize("api_name, args, match", [
-    ("/generate", (["Comedy"], 17, 1, 0.7, "native"), "maximum|Count"),
-    ("/generate", (["Comedy"], 2, -5, 0.7, "native"), "Seed|minimum"),
-    ("/generate", (["Western"], 2, 1, 0.7, "native"), "Western"),
-    ("/transfer", (None, "Comedy", "fast", 1.0, False, "256x384", 10, []), "picture"),
-    ("/transfer", ("PIC", "Comedy", "fast", -1.0, False, "256x384", 10, []), "minimum|Strength"),
-    ("/transfer", ("PIC", "Comedy", "quality", 1.0, False, "256x384", 0, []), "minimum|Steps"),
-    ("/transfer", ("PIC", "", "fast", 1.0, False, "256x384", 10, []), "genre|choices"),
+@pytest.mark.parametrize("api_name, args, message", [
+    ("/generate", (["Comedy"], 17, 1, 0.7, "native"), "Count must be a whole number from 1 to 16, got 17."),
+    ("/generate", (["Comedy"], 500, 1, 0.7, "native"), "Count must be a whole number from 1 to 16, got 500."),
+    ("/generate", (["Comedy"], 2, -5, 0.7, "native"), "Seed must be a whole number from 0 to 2147483647, got -5."),
+    ("/generate", (["Comedy"], 2, None, 0.7, "native"), "Seed is missing: give a whole number from 0 to 2147483647."),
+    ("/generate", (["Comedy"], 2, 1, 0.0, "native"), "Truncation must be above 0 (and at most 1), got 0.0."),
+    ("/generate", (["Western"], 2, 1, 0.7, "native"), UNKNOWN_WESTERN),
+    ("/morph", (["Comedy"], ["Drama"], 0, 0, 40, "native", 0.7), "Frames must be a whole number from 2 to 16, got 40."),
+    ("/classify", (None, "top"), "No image was given: upload a picture first."),
+    ("/transfer", (None, "Comedy", "fast", 1.0, False, "256x384", 10, []),
+     "No picture: upload one (or pick an example) first."),
+    ("/transfer", ("PIC", "Comedy", "fast", -1.0, False, "256x384", 10, []), "Strength must be between 0 and 1, got -1.0."),
+    ("/transfer", ("PIC", "Comedy", "quality", 1.0, False, "256x384", 0, []),
+     "Steps must be a whole number from 1 to 500, got 0."),
+    ("/transfer", ("PIC", "", "fast", 1.0, False, "256x384", 10, []), "Choose a genre (or upload your own style images)."),
+    ("/transfer", ("PIC", "Comedy", "slow", 1.0, False, "256x384", 10, []), "Engine must be one of fast, quality, got 'slow'."),
 ])
-def test_api_bad_arguments(client, app_server, synthetic_picture, api_name, args, match):
+def test_api_bad_arguments_get_the_services_message(client, app_server, synthetic_picture, api_name, args, message):
+    """`raw` widgets hand out-of-range values to the services, so the user reads the service's message (never
+    Gradio's "Value 500 is greater than maximum value 16")."""
+    _needs({"/generate": "generator", "/morph": "generator", "/classify": "classifier"}.get(api_name, "transfer"))
     from gradio_client import handle_file
-    from gradio_client.exceptions import AppError
 
     args = tuple(handle_file(str(synthetic_picture)) if a == "PIC" else a for a in args)
-    with pytest.raises(AppError, match=match):
-        client.predict(*args, api_name=api_name)
+    assert _app_error(client, *args, api_name=api_name) == message
     assert app_server.alive()
+
+
+# ------------------------------------------------------------------------------------------ one message everywhere
+def test_count_500_same_message_from_cli_library_and_api(client, tmp_path):
+    """The same bad argument gets the same one-line message from the CLI (stderr `error: ...`, exit 2), the library
+    (InvalidArgumentError) and the API (AppError)."""
+    _needs("generator")
+    from poster_studio.generate import PosterGenerator
+
+    gen = PosterGenerator.load()
+    with pytest.raises(InvalidArgumentError) as info:
+        gen.check_inputs(n=500)
+    msg = str(info.value)
+    assert msg == "Count must be a whole number from 1 to 16, got 500."
+    with pytest.raises(InvalidArgumentError) as again:
+        gen.generate(["Comedy"], n=500)
+    assert str(again.value) == msg
+    proc = _cli("generate", "--genres", "Comedy", "--n", "500", "--out", str(tmp_path / "out"))
+    assert (proc.returncode, proc.stderr) == (2, f"error: {msg}\n")
+    assert not (tmp_path / "out").exists()
+    assert _app_error(client, ["Comedy"], 500, 0, 0.7, "native", api_name="/generate") == msg
+
+
+@pytest.mark.parametrize("cli_args, api_args, library_kwargs", [
+    (["--genre", "Comedy", "--engine", "quality", "--steps", "5000"], ("Comedy", "quality", 1.0, False, "384x576", 5000),
+     dict(genre="Comedy", engine="quality", steps=5000)),
+    (["--genre", "Western"], ("Western", "fast", 1.0, False, "384x576", 10), dict(genre="Western")),
+])
+def test_transfer_argument_same_message_from_cli_library_and_api(client, synthetic_picture, tmp_path, cli_args,
+                                                                  api_args, library_kwargs):
+    _needs("transfer")
+    from gradio_client import handle_file
+
+    from poster_studio.transfer import GenreTransfer
+
+    gt = GenreTransfer.load()
+    with pytest.raises(InvalidArgumentError) as info:
+        gt.check_inputs(content=synthetic_picture, **library_kwargs)
+    msg = str(info.value)
+    assert msg in ("Steps must be a whole number from 1 to 500, got 5000.", UNKNOWN_WESTERN)
+    with pytest.raises(InvalidArgumentError) as again:
+        gt.transfer(synthetic_picture, **library_kwargs)
+    assert str(again.value) == msg
+    out = tmp_path / "out.png"
+    proc = _cli("transfer", "--content", str(synthetic_picture), "--out", str(out), *cli_args)
+    assert (proc.returncode, proc.stderr) == (2, f"error: {msg}\n")
+    assert not out.exists()
+    assert _app_error(client, handle_file(str(synthetic_picture)), *api_args, [], api_name="/transfer") == msg
+
+
+def test_refusals_write_no_traceback_to_the_server_log(client, app_server, bad_files):
+    from gradio_client import handle_file
+
+    mark = app_server.log_size()
+    _app_error(client, ["Comedy"], 500, 0, 0.7, "native", api_name="/generate")
+    _app_error(client, handle_file(str(bad_files["page.png"])), "top", api_name="/classify")
+    _app_error(client, None, "Comedy", "fast", 1.0, False, "256x384", 10, [], api_name="/transfer")
+    deadline = time.monotonic() + 10
+    while "refused: No picture" not in app_server.log_since(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = app_server.log_since(mark)
+    # each refusal is one INFO line (so the log is being read), and nothing more
+    for text in ("refused: Count must be a whole number from 1 to 16, got 500.", "refused: page.png is not an image",
+                 "refused: No picture"):
+        assert text in log, log[-3000:]
+    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
 
 
 def test_server_still_serves_after_bad_input(client, app_server, synthetic_picture):
@@ -324,66 +348,29 @@ def test_server_still_serves_after_bad_input(client, app_server, synthetic_pictu
     assert app_server.alive()
 
 
-class _FakeTransfer:
-    """Quality-engine stand-in: reports progress with previews and stops early when cancelled."""
-
-    def __init__(self):
-        import threading
-
-        self.started = threading.Event()
-
-    def exemplars(self, genre):
-        return [{"id": "train_00001", "title": "Alpha", "year": "2001"}]
-
-    def transfer(self, content, genre, *, engine, strength, preserve_color, size, style_images, steps, progress,
-                 cancel):
-        import time
-
-        w, h = (int(v) for v in size.split("x"))
-        for i in range(steps):
-            if cancel is not None and cancel.is_set():
-                return Image.new("RGB", (w, h), (0, 0, 255))  # partial result
-            if progress is not None:
-                progress((i + 1) / steps, Image.new("RGB", (w, h), (i, 0, 0)) if i % 5 == 0 else None)
-            self.started.set()
-            time.sleep(0.01)
-        return Image.new("RGB", (w, h), (0, 255, 0))
-
-
-def _ready_services(**services):
-    s = U.Services()
-    for key, svc in services.items():
-        slot = getattr(s, key)
-        slot.service = svc
-        slot._done.set()
-    return s
-
-
-@pytest.mark.filterwarnings("ignore:Cancelled")
-def test_quality_transfer_streams_previews_and_cancels(synthetic_picture):
-    import threading
-
+# ------------------------------------------------------------------------------------------ in-process, real services
+def test_classify_tab_keeps_the_analysis_for_the_heatmap(synthetic_picture, monkeypatch):
+    """Changing the heatmap genre after classifying reruns only Grad-CAM on the kept analysis: the summary names the
+    new genre, and the network's trunk does not run again."""
+    _needs("classifier")
     import app
+    from ui.common import Services
 
-    fake = _FakeTransfer()
-    demo = app.build_demo(_ready_services(transfer=fake))
-    transfer = _fn(demo, "transfer")
-    outs = list(transfer(str(synthetic_picture), "Drama", "quality", 1.0, False, "256x384", 20, [], None))
-    assert len(outs) >= 3  # previews, then the result
-    final, md, _ = outs[-1]
-    with Image.open(final) as im:
-        assert im.size == (256, 384) and im.convert("RGB").getpixel((0, 0)) == (0, 255, 0)
-    assert "Alpha (2001)" in md
-    # Cancel from "another request" while it runs: the partial result comes back, no error.
-    fake.started.clear()
-    cancel_fn = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "cancel_transfer")
-    results = []
-    t = threading.Thread(target=lambda: results.extend(
-        transfer(str(synthetic_picture), "Drama", "quality", 1.0, False, "256x384", 1000, [], None)))
-    t.start()
-    assert fake.started.wait(10)
-    cancel_fn(None)
-    t.join(20)
-    assert not t.is_alive()
-    with Image.open(results[-1][0]) as im:
-        assert im.convert("RGB").getpixel((0, 0)) == (0, 0, 255)  # the partial result
+    services = Services()
+    demo = app.build_demo(services)
+    label, heat, summary, _, _, kept = _fn(demo, "classify")(str(synthetic_picture), "top")
+    top = max(label, key=label.get)
+    assert f"evidence for {top}" in summary and kept is not None
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the classifier's trunk ran again")
+
+    monkeypatch.setattr(services.classifier.service.model, "trunk", boom)
+    heat2, summary2 = _fn(demo, "heatmap")(str(synthetic_picture), "Comedy", kept)
+    assert "evidence for Comedy" in summary2 and Path(heat2).is_file()
+    import gradio as gr
+
+    # without a kept analysis of this picture (none, or another picture's), the network has to run
+    for other in ((str(synthetic_picture), "Comedy", None), (str(CONTENT_DIR / "coffee.png"), "Comedy", kept)):
+        with pytest.raises(gr.Error, match="Something went wrong"):
+            _fn(demo, "heatmap")(*other)

@@ -120,6 +120,13 @@ def test_classify_tab_shows_scores_for_dropped_poster(page, artifacts, tmp_path)
         for name in ("Action & Adventure", "Animation", "Comedy", "Documentary", "Drama", "Horror & Thriller",
                      "Romance"):
             assert name in text
+        # another heatmap genre: the summary says whose evidence is shown now
+        before = page.get_by_text("evidence for ").inner_text()
+        other = "Documentary" if "evidence for Documentary" not in before else "Comedy"
+        page.get_by_label("Heatmap for genre").click()
+        page.get_by_role("option", name=other, exact=True).click()
+        page.get_by_text(f"evidence for {other}").wait_for(timeout=TIMEOUT_MS)
+        assert page.locator(".toast-body.error").count() == 0
 
 
 def test_transfer_tab_shows_output(page, artifacts, tmp_path):

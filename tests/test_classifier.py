@@ -1,5 +1,6 @@
-"""Classifier: metrics helpers, save/load round trip, the shipped checkpoint on real posters, Grad-CAM,
-similarity search, the CLI, and a resumable tiny training run."""
+"""Classifier: metrics helpers, save/load round trip, the shipped checkpoint on real posters, one analysis per
+picture (scores, similar posters, kept feature map) and Grad-CAM for any genre from it, argument checks, the CLI,
+and a resumable tiny training run."""
 from __future__ import annotations
 
 import json
@@ -14,10 +15,10 @@ from PIL import Image
 
 from poster_studio import genres as G
 from poster_studio import hub
-from poster_studio.classifier import (Classifier, PosterClassifier, from_imagenet, load_index, multilabel_metrics,
-                                      tune_thresholds)
+from poster_studio.classify import Analysis, Classifier, PosterClassifier, from_imagenet, load_index
+from poster_studio.classify.evaluate import multilabel_metrics, tune_thresholds
 from poster_studio.data import PosterDataset, default_data_dir
-from poster_studio.errors import CheckpointError, InvalidImageError
+from poster_studio.errors import CheckpointError, InvalidArgumentError, InvalidImageError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = default_data_dir()
@@ -82,29 +83,74 @@ def test_shipped_model_is_good_on_real_val_posters(shipped):
 
 @needs_data
 @needs_ckpt
-def test_predict_heatmaps_and_similar(shipped):
+def test_analyze_similar_and_heatmaps(shipped):
     idx = shipped.index
     assert idx is not None and len(idx.ids) == len(idx.embeddings) > 10000
     poster = DATA / "images" / f"{idx.ids[123]}.jpg"
     pred = shipped.predict(poster)
     assert set(pred["scores"]) == set(G.GENRES) and pred["top"] in G.GENRES
     assert all(pred["scores"][g] >= t for g, t in zip(G.GENRES, shipped.model.thresholds) if g in pred["labels"])
+    a = shipped.analyze(poster, k=5)
+    assert isinstance(a, Analysis) and a.scores == pred["scores"] and a.labels == pred["labels"] and a.top == pred["top"]
     # A training poster's nearest neighbour in the index is itself.
-    sim = shipped.similar(poster, k=5)
-    assert sim[0]["id"] == idx.ids[123] and sim[0]["distance"] < 0.05
-    assert len(sim) == 5 and sim[1]["distance"] >= sim[0]["distance"]
-    maps = shipped.heatmaps(poster, genres=["Horror_Thriller", "Comedy"])
-    assert set(maps) == {"Horror_Thriller", "Comedy"}
-    a, b = (np.asarray(maps[g], dtype=np.float32) for g in maps)
-    assert a.shape[:2] == (268, 182) and np.abs(a - b).mean() > 1.0  # different genres, different evidence
+    assert a.similar[0]["id"] == idx.ids[123] and a.similar[0]["distance"] < 0.05
+    assert len(a.similar) == 5 and a.similar[1]["distance"] >= a.similar[0]["distance"]
+    assert shipped.similar(poster, k=2) == a.similar[:2]
+    assert a.shown.size == (182, 268) and a.notes == []  # a poster is shown as it is
+    g1, horror = shipped.heatmap(a, "Horror & Thriller")
+    g2, comedy = shipped.heatmap(a, "comedy")
+    assert (g1, g2) == ("Horror_Thriller", "Comedy")
+    h, c = (np.asarray(m, dtype=np.float32) for m in (horror, comedy))
+    assert h.shape == (268, 182, 3) and np.abs(h - c).mean() > 1.0  # different genres, different evidence
+    assert shipped.heatmap(a)[0] == a.top == shipped.heatmap(a, "top")[0]
+    # alpha 0 is the picture itself, alpha 1 only the colour map
+    plain = np.asarray(shipped.heatmap(a, "Comedy", alpha=0.0)[1], dtype=np.int16)
+    assert np.abs(plain - np.asarray(a.shown, dtype=np.int16)).max() <= 1
+    assert np.abs(np.asarray(shipped.heatmap(a, "Comedy", alpha=1.0)[1], dtype=np.int16) - plain).mean() > 20
+
+
+@needs_ckpt
+def test_heatmap_reruns_only_the_head(shipped, monkeypatch):
+    """Switching the heatmap genre on a kept Analysis must not run the network's stem or trunk again."""
+    a = shipped.analyze(Image.new("RGB", (200, 300), (120, 60, 30)), k=0)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the network's trunk ran again")
+
+    monkeypatch.setattr(shipped.model, "trunk", boom)
+    monkeypatch.setattr(shipped.model, "stem", boom)
+    for genre in G.GENRES:
+        g, img = shipped.heatmap(a, genre)
+        assert g == genre and img.size == a.shown.size
+    with pytest.raises(AssertionError, match="trunk ran again"):  # the stand-ins are really in place
+        shipped.analyze(Image.new("RGB", (200, 300)), k=0)
+
+
+@needs_ckpt
+def test_analyze_checks_its_arguments(shipped):
+    with pytest.raises(InvalidImageError, match="No image"):
+        shipped.analyze(None)
+    with pytest.raises(InvalidArgumentError, match="Similar posters"):
+        shipped.analyze(Image.new("RGB", (200, 300)), k=Classifier.MAX_K + 1)
+    a = shipped.analyze(Image.new("RGB", (200, 300)), k=0)
+    assert a.similar == []
+    with pytest.raises(InvalidArgumentError, match="Unknown genre 'Western'"):
+        shipped.heatmap(a, "Western")
+    with pytest.raises(InvalidArgumentError, match="Heatmap opacity"):
+        shipped.heatmap(a, "Comedy", alpha=2)
+    no_index = Classifier(shipped.model, index=None)
+    with pytest.raises(CheckpointError, match="no embeddings index"):
+        no_index.analyze(Image.new("RGB", (200, 300)), k=3)
+    assert no_index.analyze(Image.new("RGB", (200, 300)), k=0).similar == []
 
 
 @needs_ckpt
 def test_odd_images_classify_and_bad_ones_raise(shipped, tmp_path):
     for mode in ("L", "RGBA", "CMYK", "P"):
         img = Image.new(mode, (300, 200), 128 if mode in ("L", "P") else None)
-        pred = shipped.predict(img)  # wide image: centre-cropped to 2:3
-        assert abs(sum(pred["scores"].values())) > 0
+        a = shipped.analyze(img, k=0)  # wide image: centre-cropped to 2:3
+        assert abs(sum(a.scores.values())) > 0 and a.shown.size == (133, 200)
+        assert any("not 2:3 (300x200)" in n and "centre" in n for n in a.notes), a.notes
     bad = tmp_path / "x.png"
     bad.write_text("<html>not an image</html>")
     with pytest.raises(InvalidImageError):

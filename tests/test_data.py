@@ -1,5 +1,6 @@
 """Poster data: tiny CSV + images made here (both CSV layouts), split selection, grayscale/CMYK -> RGB, the 2:3
-transform, and the class-balanced sampler favouring the rare genre; plus a look at the real data if present."""
+transform, genre-balanced sampling weights favouring the rare genre, the genre-combination prior and genre-spread
+samples; plus a look at the real data if present."""
 from __future__ import annotations
 
 import csv
@@ -11,8 +12,10 @@ from PIL import Image
 
 from conftest import DATA_DIR, needs_posters
 from poster_studio import genres as G
-from poster_studio.data import PosterDataset, default_data_dir, fit_poster, poster_transform, read_labels
+from poster_studio.data import (PosterDataset, balanced_weights, default_data_dir, genre_combinations, poster_transform,
+                                read_labels, spread_sample)
 from poster_studio.errors import InvalidArgumentError
+from poster_studio.images import fit_image
 
 ROWS = [  # id, title, year, genres, split
     ("train_00001", "Alpha", "2001", "Drama", "train"),
@@ -50,7 +53,7 @@ def test_shared_layout_and_split_selection(tiny):
     assert (len(train), len(val), len(both)) == (6, 2, 8)
     img, target = val[1]
     assert isinstance(img, Image.Image) and img.mode == "RGB"
-    assert G.decode(target) == ["Documentary", "Drama"]
+    assert torch.equal(target, G.encode(["Documentary", "Drama"]))
     with pytest.raises(InvalidArgumentError):
         PosterDataset(tiny / "images", tiny / "labels.csv", split="test")
 
@@ -72,7 +75,7 @@ def test_poster_transform_keeps_2_to_3(tiny):
     x_eval = poster_transform((330, 224), normalize=False)(ds.image(0))
     assert x_eval.shape == (3, 330, 224) and 0.0 <= float(x_eval.min()) and float(x_eval.max()) <= 1.0
     wide = Image.new("RGB", (400, 100))
-    assert fit_poster(wide, 120, 180).size == (120, 180)
+    assert fit_image(wide, (120, 180)).size == (120, 180)
 
 
 def test_kaggle_moviegenre_layout(tmp_path):
@@ -107,13 +110,15 @@ def test_unknown_csv_layout_is_a_clear_error(tmp_path):
         read_labels(tmp_path / "missing.csv")
 
 
-def test_balanced_sampler_favours_the_rare_genre(tiny):
+def test_balanced_weights_favour_the_rare_genre(tiny):
     ds = PosterDataset(tiny / "images", tiny / "labels.csv", split="train")
     animation = G.GENRES.index("Animation")
     drama = G.GENRES.index("Drama")
     natural = ds.targets[:, animation].mean().item()
-    torch.manual_seed(0)
-    drawn = list(ds.balanced_sampler(num_samples=6000))
+    w = balanced_weights(ds.targets)
+    assert w.shape == (len(ds),) and (w > 0).all()
+    assert w[4] == w.max() and w[0] == w.min()  # the only Animation poster vs a Drama-only one
+    drawn = list(torch.utils.data.WeightedRandomSampler(w, 6000, generator=torch.Generator().manual_seed(0)))
     share_animation = ds.targets[drawn, animation].mean().item()
     share_drama = ds.targets[drawn, drama].mean().item()
     assert share_animation > 1.5 * natural  # 1/6 of the posters, drawn far more often
@@ -133,5 +138,31 @@ def test_real_data_loads():
     assert len(val) == 1500
     img, target = val[0]
     assert img.mode == "RGB" and img.size == (182, 268) and target.sum() >= 1
-    freq = val.genre_frequencies()
+    freq = val.targets.mean(0)
     assert freq[G.GENRES.index("Drama")] > freq[G.GENRES.index("Animation")]
+
+
+@needs_posters
+def test_spread_sample_of_the_real_data():
+    files = spread_sample(14)
+    assert len(files) == 14 and all(p.is_file() and p.name.startswith("val_") for p in files)
+    by_id = {r.id: r for r in read_labels(DATA_DIR / "labels.csv")}
+    firsts = [by_id[p.stem].genres[0] for p in files]
+    assert all(firsts.count(g) == 2 for g in G.GENRES), firsts  # every genre, twice
+    assert spread_sample(14) == files  # the same sample every time
+
+
+def test_genre_combinations_prior(tiny):
+    prior = genre_combinations(read_labels(tiny / "labels.csv"))
+    # 8 labelled posters; "Drama|Comedy" is stored in GENRES order as "Comedy|Drama"
+    assert prior == pytest.approx({"Drama": 3 / 8, "Comedy|Romance": 1 / 8, "Comedy|Drama": 1 / 8, "Animation": 1 / 8,
+                                   "Horror_Thriller": 1 / 8, "Documentary|Drama": 1 / 8})
+    assert next(iter(prior)) == "Drama"  # most common first
+    assert genre_combinations([]) == {}
+
+
+def test_spread_sample_round_robin(tiny):
+    files = spread_sample(3, tiny, split="train")
+    # first genres of the train posters, by id: Drama, Comedy, Drama, Drama, Animation, Drama
+    assert [p.stem for p in files] == ["train_00005", "train_00002", "train_00001"]  # Animation, Comedy, Drama
+    assert len(spread_sample(100, tiny, split="train")) == 6  # never more than there are

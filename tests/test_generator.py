@@ -18,8 +18,8 @@ import torch
 from poster_studio import cli, hub
 from poster_studio.data import default_data_dir
 from poster_studio.errors import CheckpointError, InvalidArgumentError
-from poster_studio.gan_metrics import fid, kid, mean_pairwise_distance
-from poster_studio.generator import CGANSeed, DCGANSeed, PosterGAN, PosterGenerator, diff_augment
+from poster_studio.generate import CGANSeed, DCGANSeed, PosterGAN, PosterGenerator, diff_augment
+from poster_studio.generate.evaluate import fid, kid, mean_pairwise_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(channels=(32, 24, 16, 8, 8, 4), embed_dim=16, z_dim=32,
@@ -82,7 +82,7 @@ def test_any_genre_is_seeded_and_uses_the_prior(gen):
     a = gen.generate([], n=4, seed=5)
     b = gen.generate([], n=4, seed=5)
     assert all(np.array_equal(arr(x), arr(y)) for x, y in zip(a, b))
-    cond = gen._conditions([], 2000, torch.Generator().manual_seed(0))
+    cond = gen.conditions([], 2000, torch.Generator().manual_seed(0))
     comedy_only = (cond[:, 2] == 1) & (cond.sum(1) == 1)
     assert 0.4 < comedy_only.float().mean() < 0.6  # prior: Comedy 0.5
 
@@ -115,6 +115,36 @@ def test_bad_arguments_raise_one_line_errors(gen, kwargs):
     with pytest.raises(InvalidArgumentError) as info:
         gen.generate(**args)
     assert "\n" not in str(info.value) and len(str(info.value)) < 200
+
+
+def test_check_inputs_normalises_and_publishes_its_limits(gen):
+    a = gen.check_inputs(genres=["comedy", "Romance", "Comedy"], n=16.0, seed=123, truncation=1, size=" 400X600 ")
+    assert a == {"genres": ["Comedy", "Romance"], "n": 16, "seed": 123, "truncation": 1.0, "size": "400x600"}
+    assert gen.check_inputs(genres=["Horror & Thriller", "horror"]) == {"genres": ["Horror_Thriller"]}
+    assert gen.check_inputs(genres=[]) == {"genres": []}  # none = any genre
+    assert gen.check_inputs() == {}  # only what is given is checked
+    # the limits are the class attributes (the app's widgets take their ranges from them)
+    L = PosterGenerator
+    assert gen.check_inputs(n=L.MAX_COUNT)["n"] == L.MAX_COUNT
+    assert gen.check_inputs(seed=L.MAX_SEED)["seed"] == L.MAX_SEED
+    assert gen.check_inputs(steps=L.MAX_MORPH_STEPS)["steps"] == L.MAX_MORPH_STEPS
+    for kwargs, msg in ((dict(n=L.MAX_COUNT + 1), f"Count must be a whole number from 1 to {L.MAX_COUNT}, got 17."),
+                        (dict(seed=L.MAX_SEED + 1), "Seed must be a whole number from 0 to"),
+                        (dict(steps=L.MIN_MORPH_STEPS - 1), f"Frames must be a whole number from {L.MIN_MORPH_STEPS}"),
+                        (dict(truncation=0.0), "Truncation must be above 0"),
+                        (dict(size="big"), "Size must be one of native, 400x600, got 'big'.")):
+        with pytest.raises(InvalidArgumentError) as info:
+            gen.check_inputs(**kwargs)
+        assert str(info.value).startswith(msg), (kwargs, str(info.value))
+
+
+def test_generator_refuses_genres_it_was_not_trained_on(tmp_path):
+    net = PosterGAN(**{**TINY, "genres": ("Comedy", "Drama"), "num_genres": 2, "genre_prior": {"Comedy": 1.0}})
+    hub.save_checkpoint(net, tmp_path / "generator")
+    g = PosterGenerator.load(directory=tmp_path / "generator")
+    assert g.genres == ("Comedy", "Drama") and g.generate(["drama"], n=1)[0].size == (128, 192)
+    with pytest.raises(InvalidArgumentError, match="not trained on Romance"):
+        g.generate(["Romance"], n=1)
 
 
 def test_bad_morph_arguments(gen):
@@ -206,7 +236,7 @@ def test_metrics_behave():
 
 
 def _train_module():
-    spec = importlib.util.spec_from_file_location("train_gan", ROOT / "train" / "train_gan.py")
+    spec = importlib.util.spec_from_file_location("train_generator", ROOT / "train" / "train_generator.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

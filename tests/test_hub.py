@@ -325,7 +325,7 @@ def test_push_without_checkpoint_is_a_clear_cli_error(tmp_path):
 
 
 def test_training_script_pushes_its_checkpoint_through_loopback_hub(tmp_path):
-    """`train/train_gan.py --push-to-hub` (every training script shares the flag) uploads the checkpoint it wrote,
+    """`train/train_generator.py --push-to-hub` (every training script shares the flag) uploads the checkpoint it wrote,
     model card included, through huggingface_hub's real client."""
     from conftest import DATA_DIR
 
@@ -335,7 +335,7 @@ def test_training_script_pushes_its_checkpoint_through_loopback_hub(tmp_path):
         env = dict(os.environ, HF_ENDPOINT=fake.url, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"),
                    HF_TOKEN="hf_loopback_test_token", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1",
                    PYTHONPATH=str(ROOT))
-        r = _run(["train/train_gan.py", "--data", str(DATA_DIR), "--max-images", "8", "--batch", "4",
+        r = _run(["train/train_generator.py", "--data", str(DATA_DIR), "--max-images", "8", "--batch", "4",
                   "--width-scale", "0.125", "--max-steps", "2", "--out", str(tmp_path / "run"),
                   "--cache", str(tmp_path / "cache"), "--no-tqdm", "--push-to-hub", "tester/gan", "--private"], env)
         assert r.returncode == 0, r.stderr[-2000:] + f"\nunknown requests: {fake.unknown}"

@@ -2,7 +2,10 @@
 sdk_version equal to the gradio pin of requirements.txt; app.py honours Spaces' conventions."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -75,15 +78,36 @@ def test_app_host_and_port_follow_spaces_conventions(monkeypatch, env, args, exp
             seen.update(kw)
 
     monkeypatch.setattr(app, "build_demo", lambda services=None: FakeDemo())
+    monkeypatch.setattr(app, "tune_process", lambda: None)
     app.main(args + ["--lazy"])
-    assert (seen["server_name"], seen["server_port"]) == expected
-    assert seen["max_file_size"] == app.MAX_FILE_SIZE
+    assert (seen.pop("server_name"), seen.pop("server_port")) == expected
+    assert seen == app.launch_kwargs()  # everything else comes from launch_kwargs (shared with tests, benchmarks)
+    assert seen["max_file_size"] == "25mb" and seen["show_error"] is False
 
 
-def test_queue_and_limits():
+def test_queue_and_concurrency_limits():
     import app
+    from ui import classify_tab
 
     demo = app.build_demo()
-    assert demo._queue is not None or getattr(demo, "enable_queue", True)
-    assert app.QUEUE_MAX_SIZE >= 1 and app.CONCURRENCY in (1, 2)
-    assert app.MAX_FILE_SIZE == "25mb"
+    assert demo._queue is not None, "the queue must be on (progress, streaming, limits)"
+    assert demo._queue.max_size == 8 and demo._queue.default_concurrency_limit == 1
+    fns = {f.api_name: f for f in demo.fns.values() if f.api_name}
+    # generate and morph share one slot at the default limit (1); classify runs 2 at once; transfer 2
+    for name in ("generate", "morph"):
+        assert (fns[name].concurrency_id, fns[name].concurrency_limit) == ("generate", "default"), name
+    for name in ("classify", "heatmap"):
+        assert (fns[name].concurrency_id, fns[name].concurrency_limit) == ("classify", 2), name
+    assert classify_tab.CLASSIFY_CONCURRENCY == 2
+    assert (fns["transfer"].concurrency_id, fns["transfer"].concurrency_limit) == ("transfer", 2)
+    assert all(fns[n].queue for n in ("generate", "morph", "classify", "heatmap", "transfer"))
+
+
+def test_queue_size_and_classify_concurrency_from_the_environment():
+    code = ("import app; d = app.build_demo(); f = {x.api_name: x for x in d.fns.values()}; "
+            "print(d._queue.max_size, f['classify'].concurrency_limit, f['heatmap'].concurrency_limit)")
+    env = dict(os.environ, POSTER_STUDIO_QUEUE_SIZE="3", POSTER_STUDIO_CLASSIFY_CONCURRENCY="5",
+               GRADIO_ANALYTICS_ENABLED="False")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "3 5 5"

@@ -73,15 +73,16 @@ def build(services: Services, files: OutputFiles):
             if clf.index is not None else "_This classifier checkpoint has no embeddings index._"
         thumbs = poster_gallery(a.similar)
         return ({G.DISPLAY_NAMES[k]: float(v) for k, v in a.scores.items()}, files.save(heat, "heatmap"),
-                summary(a, g), similar, gr.Gallery(value=thumbs or None, visible=bool(thumbs)), a)
+                summary(a, g), similar, gr.Gallery(value=thumbs or None, visible=bool(thumbs)), (picture, a))
 
     @guarded
-    def heatmap(picture, genre, kept: Analysis | None):
-        """Grad-CAM for another genre: from the kept analysis of this session, else (API) a fresh one."""
+    def heatmap(picture, genre, kept: tuple[str, Analysis] | None):
+        """Grad-CAM for another genre: from the kept analysis of this picture, else (API, another picture sent
+        in the same session) a fresh one."""
         if picture is None:
             return None, ""
         clf = services.classifier.get()
-        a = kept if kept is not None else clf.analyze(picture, k=0)
+        a = kept[1] if kept is not None and kept[0] == picture else clf.analyze(picture, k=0)
         g, heat = clf.heatmap(a, genre)
         return files.save(heat, "heatmap"), summary(a, g)
 

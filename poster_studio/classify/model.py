@@ -153,20 +153,13 @@ class EmbeddingIndex:
 
 
 def load_index(folder: str | Path | None = None, *, hub_repo: Optional[str] = None) -> EmbeddingIndex:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     folder = Path(folder) if folder is not None else hub.resolve(CHECKPOINT_NAME, hub_repo=hub_repo)
-    tensors, meta = folder / INDEX_TENSORS, folder / INDEX_META
-    for f in (tensors, meta):
-        if not f.is_file():
-            raise CheckpointError(f"Missing embeddings index file {f}: rerun train/train_classifier.py.")
+    fix = "rerun train/train_classifier.py"
+    t, m = hub.load_side_files(folder, INDEX_TENSORS, INDEX_META, fix)
     try:
-        t = load_file(str(tensors))
-        m = json.loads(meta.read_text())
         idx = EmbeddingIndex(m["ids"], m["titles"], m["years"], t["embeddings"].float(), t["probs"].float())
-    except (SafetensorError, ValueError, KeyError, OSError) as exc:
-        raise CheckpointError(f"Corrupt embeddings index in {folder} ({exc}): rerun train/train_classifier.py.") from None
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"Corrupt embeddings index in {folder} (missing {exc}): {fix}.") from None
     if not (len(idx.ids) == len(idx.embeddings) == len(idx.probs)):
-        raise CheckpointError(f"Embeddings index in {folder} is inconsistent (lengths differ).")
+        raise CheckpointError(f"Embeddings index in {folder} is inconsistent (lengths differ): {fix}.")
     return idx

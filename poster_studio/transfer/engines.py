@@ -147,7 +147,8 @@ class GatysEngine:
         H, W = content.shape[-2:]
         n_coarse = int(steps * cfg.coarse_fraction) if min(H, W) >= 128 else 0
         stages = [(n_coarse, (H // 2, W // 2)), (steps - n_coarse, (H, W))]
-        x = (init if init is not None else content).clone() * 255.0
+        # contiguous: a picture from to_tensor has channels-last strides, and L-BFGS flattens the gradient with view()
+        x = (init if init is not None else content).contiguous() * 255.0
         done = 0
         for n_steps, size in stages:
             if n_steps <= 0:

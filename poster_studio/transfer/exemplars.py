@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import torch
 
 from .. import genres as G
+from .. import hub
 from ..errors import CheckpointError, InvalidArgumentError
 from .style import ENCODER_LAYER, STAT_LAYERS, GenreStyle
 
@@ -130,17 +131,9 @@ class ExemplarBank:
 
     @classmethod
     def load(cls, folder: str | Path) -> "ExemplarBank":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        tf, mf = folder / EXEMPLAR_TENSORS, folder / EXEMPLAR_META
-        for f in (tf, mf):
-            if not f.is_file():
-                raise CheckpointError(f"Missing exemplar file {f}: run train/build_exemplars.py.")
+        fix = "run train/build_exemplars.py"
+        t, meta = hub.load_side_files(folder, EXEMPLAR_TENSORS, EXEMPLAR_META, fix)
         try:
-            t = load_file(str(tf))
-            meta = json.loads(mf.read_text())
             styles = {}
             for g, ex in meta["genres"].items():
                 pick = lambda kind: {k.split("/")[2]: v.float() for k, v in t.items()  # noqa: E731
@@ -151,6 +144,6 @@ class ExemplarBank:
                 if set(st.mean) != set(STAT_LAYERS) or st.mean[ENCODER_LAYER].shape != (512,):
                     raise ValueError(f"statistics of {g} are incomplete")
                 styles[g] = st
-        except (SafetensorError, ValueError, KeyError, OSError, IndexError) as exc:
-            raise CheckpointError(f"Corrupt exemplar statistics in {folder} ({exc}): rerun train/build_exemplars.py.") from None
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise CheckpointError(f"Corrupt exemplar statistics in {folder} ({exc}): {fix}.") from None
         return cls(styles, meta.get("info", {}))

@@ -1,0 +1,383 @@
+"""The app's glue in ui/ without a server: ServiceSlot / Services, `guarded` (library errors -> one-line gr.Error),
+`raw` (values reach the services unchanged), `gpu` (ZeroGPU's decorator when `spaces` is importable), result files,
+poster lists, and the tabs' handlers over stand-in services (`run_watched` for the quality engine included)."""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from poster_studio import genres as G
+from poster_studio.errors import CheckpointError, InvalidArgumentError, PosterStudioError
+from ui import common as U
+from ui.transfer_tab import run_watched
+
+
+def _fn(demo, api_name: str):
+    for block_fn in demo.fns.values():
+        if block_fn.api_name == api_name:
+            return block_fn.fn
+    raise KeyError(api_name)
+
+
+def _ready_services(**services) -> U.Services:
+    s = U.Services()
+    for key, svc in services.items():
+        slot = getattr(s, key)
+        slot.service = svc
+        slot._done.set()
+    return s
+
+
+# ------------------------------------------------------------------------------------------ services
+def test_service_slot_loads_once_even_when_asked_at_once():
+    calls = []
+
+    def loader():
+        calls.append(1)
+        time.sleep(0.2)
+        return "the service"
+
+    slot = U.ServiceSlot("thing", loader, "fix it")
+    assert slot.state == "pending" and slot.status_markdown() == "⏳ Loading the thing model…"
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(slot.get())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert got == ["the service"] * 4 and len(calls) == 1
+    assert slot.state == "ready" and slot.status_markdown() == ""
+
+
+def test_service_slot_failures_say_why():
+    def broken():
+        raise RuntimeError("weights are garbage")
+
+    slot = U.ServiceSlot("thing", broken, "Set THING_REPO.")
+    assert slot.load() is None and slot.state == "failed"
+    md = slot.status_markdown()
+    assert md.startswith("### ⚠️ This tab is unavailable") and "RuntimeError: weights are garbage" in md
+    assert "Set THING_REPO." in md and "The other tabs keep working" in md
+    with pytest.raises(PosterStudioError, match="The thing model is not available: RuntimeError: weights are garbage"):
+        slot.get()
+
+    def missing():
+        raise CheckpointError("checkpoints/thing/config.json is missing. Train it with x.py.")
+
+    slot = U.ServiceSlot("thing", missing, "Set THING_REPO.")
+    slot.load()
+    md = slot.status_markdown()
+    assert "config.json is missing" in md and "Set THING_REPO." not in md  # the error already names the fix
+
+
+def test_services_without_checkpoints_load_in_the_background(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSTER_STUDIO_CHECKPOINTS", str(tmp_path / "empty"))
+    monkeypatch.delenv("POSTER_STUDIO_HUB_REPO", raising=False)
+    services = U.Services()
+    thread = services.start_background()
+    assert services.start_background() is thread  # one loader thread
+    thread.join(60)
+    for slot, name in zip(services.slots, ("generator", "classifier", "transfer")):
+        assert slot.state == "failed"
+        assert f"{name}/config.json" in slot.error and "Train it" in slot.error, slot.error
+
+
+# ------------------------------------------------------------------------------------------ guarded
+def test_guarded_turns_library_errors_into_one_line_messages(caplog):
+    @U.guarded
+    def refuses():
+        raise InvalidArgumentError("Count must be a whole number from 1 to 16, got 500.\nsecond line")
+
+    @U.guarded
+    def breaks():
+        raise ZeroDivisionError("boom")
+
+    @U.guarded
+    def already():
+        raise gr.Error("as is")
+
+    caplog.set_level(logging.INFO, logger="poster_studio.app")
+    with pytest.raises(gr.Error) as info:
+        refuses()
+    assert info.value.message == "Count must be a whole number from 1 to 16, got 500."
+    assert info.value.print_exception is False
+    assert [r.levelname for r in caplog.records] == ["INFO"] and caplog.records[0].exc_info is None
+    caplog.clear()
+    with pytest.raises(gr.Error) as info:
+        breaks()
+    assert info.value.message.startswith("Something went wrong (ZeroDivisionError).") and "boom" not in info.value.message
+    assert caplog.records[0].levelname == "ERROR" and caplog.records[0].exc_info is not None  # traceback kept
+    with pytest.raises(gr.Error, match="as is"):
+        already()
+
+
+def test_guarded_generators():
+    @U.guarded
+    def stream():
+        yield 1
+        raise InvalidArgumentError("Steps must be a whole number from 1 to 500, got 5000.")
+
+    gen = stream()
+    assert next(gen) == 1
+    with pytest.raises(gr.Error, match="got 5000"):
+        next(gen)
+    assert U.guarded(lambda x: x + 1)(1) == 2
+
+
+# ------------------------------------------------------------------------------------------ raw, gpu
+def test_raw_hands_the_value_to_the_service_unchanged():
+    slider = gr.Slider(1, 16, step=1)
+    with pytest.raises(gr.Error, match="greater than maximum value 16"):
+        slider.preprocess(500)  # what Gradio would say by itself
+    assert U.raw(gr.Slider(1, 16, step=1)).preprocess(500) == 500
+    assert U.raw(gr.CheckboxGroup(U.GENRE_CHOICES)).preprocess(["Horror & Thriller", "Western"]) == \
+        ["Horror & Thriller", "Western"]
+    assert U.raw(gr.Number(minimum=0)).preprocess(None) is None
+
+
+def test_gpu_without_spaces_returns_the_function(monkeypatch):
+    monkeypatch.setitem(sys.modules, "spaces", None)  # import spaces -> ImportError
+
+    def handler():
+        return 1
+
+    assert U.gpu(handler) is handler
+
+
+def _fake_spaces(monkeypatch) -> list:
+    wrapped = []
+    spaces = types.ModuleType("spaces")
+
+    def GPU(fn):
+        def on_gpu(*args, **kwargs):
+            return fn(*args, **kwargs)
+        on_gpu.zero_gpu = fn
+        wrapped.append(fn.__name__)
+        return on_gpu
+
+    spaces.GPU = GPU
+    monkeypatch.setitem(sys.modules, "spaces", spaces)
+    return wrapped
+
+
+def test_gpu_with_spaces_wraps_the_handlers(monkeypatch):
+    wrapped = _fake_spaces(monkeypatch)
+
+    def handler(x):
+        return x * 2
+
+    out = U.gpu(handler)
+    assert out is not handler and out.zero_gpu is handler and out(4) == 8
+    import app
+
+    demo = app.build_demo(U.Services())
+    for name in ("generate", "morph", "transfer"):
+        assert getattr(_fn(demo, name), "zero_gpu", None) is not None, name
+    assert {"generate", "morph", "transfer"} <= set(wrapped)
+
+
+# ------------------------------------------------------------------------------------------ files and lists
+def test_output_files_unique_names_gif_and_purge():
+    files = U.OutputFiles(max_age_s=0.0)
+    img = Image.new("RGB", (20, 30), (10, 20, 30))
+    a, b = files.save(img), files.save(img)
+    assert a != b and Path(a).parent == files.folder and Path(a).name.startswith("poster-")
+    with Image.open(a) as im:
+        assert im.getpixel((0, 0)) == (10, 20, 30)
+    frames = [Image.new("RGB", (20, 30), (i * 60, 0, 0)) for i in range(4)]
+    with Image.open(files.save_gif(frames)) as gif:
+        assert gif.n_frames == 6  # ping-pong: 0 1 2 3 2 1
+    files._last_purge = time.monotonic() - 61  # a minute later, everything older than max_age goes
+    time.sleep(0.01)
+    files.save(img, "fresh")
+    assert not Path(a).exists() and not Path(b).exists()
+
+
+def test_poster_lists():
+    items = [{"id": "train_00001", "title": "The Last Stand", "year": "2013", "distance": 0.0},
+             {"id": "x", "title": "", "year": ""}]
+    md = U.poster_list_markdown(items, "Most similar known posters", "distance", "distance ")
+    assert md.splitlines() == ["**Most similar known posters:**", "", "1. The Last Stand (2013) — distance 0.000",
+                               "2. x"]
+    assert U.poster_list_markdown([], "Exemplars") == "**Exemplars:** none"
+    for bad in ("../labels", "a/b", "", "no_such_poster"):
+        assert U.poster_thumbnail(bad) is None
+
+
+def test_content_examples(monkeypatch, tmp_path):
+    monkeypatch.setenv("POSTER_STUDIO_CONTENT", str(tmp_path / "no-such-folder"))
+    assert U.content_examples() == [] and U.content_dir() is None
+    import app
+
+    app.build_demo(U.Services())  # builds without the example pictures (as on a Space without ../shared)
+    Image.new("RGB", (64, 64)).save(tmp_path / "b.png")
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.jpg")
+    (tmp_path / "notes.txt").write_text("x")
+    monkeypatch.setenv("POSTER_STUDIO_CONTENT", str(tmp_path))
+    assert U.content_examples() == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")]
+
+
+# ------------------------------------------------------------------------------------------ handlers
+class _FakeGenerator:
+    native_size = (128, 192)
+
+    def generate(self, genres, n, seed, truncation, size):
+        w, h = (400, 600) if size == "400x600" else self.native_size
+        return [Image.new("RGB", (w, h), (seed % 255, i * 10, 0)) for i in range(n)]
+
+    def morph(self, genres_a, genres_b, seed_a, seed_b, steps, size, truncation):
+        return [Image.new("RGB", self.native_size, (i * 20, 0, 0)) for i in range(steps)]
+
+
+def test_generate_and_morph_handlers():
+    import app
+
+    demo = app.build_demo(_ready_services(generator=_FakeGenerator()))
+    out = _fn(demo, "generate")(["Horror & Thriller", "comedy"], 3, 7, 0.7, "native")
+    assert len(out) == 3 and out[1][1] == "#2 · seed 7 · Horror & Thriller + Comedy"
+    with Image.open(out[0][0]) as im:
+        assert im.size == (128, 192)
+    assert _fn(demo, "generate")([], 1, 0, 0.7, "native")[0][1] == "#1 · seed 0 · any genre"
+    frames, gif = _fn(demo, "morph")(["Comedy"], ["Drama"], 1, 2, 5, "native", 0.7)
+    assert len(frames) == 5
+    with Image.open(gif) as im:
+        assert im.is_animated and im.n_frames == 8  # ping-pong
+
+
+def test_handlers_without_checkpoints_say_which_model(tmp_path, monkeypatch):
+    import app
+
+    monkeypatch.setenv("POSTER_STUDIO_CHECKPOINTS", str(tmp_path / "empty"))
+    monkeypatch.delenv("POSTER_STUDIO_HUB_REPO", raising=False)
+    demo = app.build_demo(U.Services())
+    with pytest.raises(gr.Error, match="poster generator model is not available: .*generator/config.json"):
+        _fn(demo, "generate")(["Comedy"], 2, 1, 0.7, "native")
+    with pytest.raises(gr.Error, match="genre classifier model is not available"):
+        _fn(demo, "classify")(None, "top")
+    with pytest.raises(gr.Error, match="genre transfer model is not available"):
+        list(_fn(demo, "transfer")(None, "Comedy", "fast", 1.0, False, "256x384", 10, []))
+
+
+class _FakeTransfer:
+    """Quality-engine stand-in: reports progress with previews and stops early when cancelled."""
+
+    def __init__(self):
+        self.started = threading.Event()
+
+    def exemplars(self, genre):
+        return [{"id": "train_00001", "title": "Alpha", "year": "2001"}]
+
+    def transfer(self, content, genre, *, engine, strength, preserve_color, size, style_images, steps, fit, progress,
+                 cancel):
+        w, h = (int(v) for v in size.split("x"))
+        for i in range(steps):
+            if cancel is not None and cancel.is_set():
+                return Image.new("RGB", (w, h), (0, 0, 255))  # partial result
+            if progress is not None:
+                progress((i + 1) / steps, Image.new("RGB", (w, h), (i, 0, 0)) if i % 5 == 0 else None)
+            self.started.set()
+            time.sleep(0.01)
+        out = Image.new("RGB", (w, h), (0, 255, 0))
+        out.info["poster_studio_notes"] = ["Your 300x200 picture was centre-cropped to the 2:3 poster shape."]
+        return out
+
+
+def test_quality_transfer_streams_previews_notes_and_cancels():
+    import app
+
+    fake = _FakeTransfer()
+    demo = app.build_demo(_ready_services(transfer=fake))
+    transfer = _fn(demo, "transfer")
+    outs = list(transfer("pic.png", "Drama", "quality", 1.0, False, "256x384", 20, [], "crop"))
+    assert len(outs) >= 3  # previews, then the result
+    final, md, _ = outs[-1]
+    with Image.open(final) as im:
+        assert im.size == (256, 384) and im.convert("RGB").getpixel((0, 0)) == (0, 255, 0)
+    assert "Exemplar posters for Drama" in md and "Alpha (2001)" in md
+    assert "ℹ️ Your 300x200 picture was centre-cropped" in md
+    # The Cancel button of the same session, while it runs: the partial result comes back, no error.
+    fake.started.clear()
+    cancel_fn = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "cancel_transfer")
+    session = types.SimpleNamespace(session_hash="session-1")
+    results = []
+    t = threading.Thread(target=lambda: results.extend(
+        transfer("pic.png", "Drama", "quality", 1.0, False, "256x384", 1000, [], "crop", request=session)))
+    t.start()
+    assert fake.started.wait(10)
+    cancel_fn(types.SimpleNamespace(session_hash="another-session"))  # someone else's Cancel: no effect
+    time.sleep(0.1)
+    assert t.is_alive()
+    cancel_fn(session)
+    t.join(20)
+    assert not t.is_alive()
+    with Image.open(results[-1][0]) as im:
+        assert im.convert("RGB").getpixel((0, 0)) == (0, 0, 255)  # the partial result
+
+
+def test_user_style_images_listed_instead_of_exemplars():
+    import app
+
+    demo = app.build_demo(_ready_services(transfer=_FakeTransfer()))
+    outs = list(_fn(demo, "transfer")("pic.png", "Drama", "fast", 1.0, False, "256x384", 2,
+                                      ["/tmp/x/red.png", "/tmp/x/blue.png"]))
+    md = outs[-1][1]
+    assert md.startswith("**Style from your images:** red.png, blue.png") and "Exemplar posters" not in md
+
+
+# ------------------------------------------------------------------------------------------ run_watched
+def _endless_job(stop: threading.Event, stopped: threading.Event):
+    def job(progress=None):
+        i = 0
+        while not stop.is_set():
+            i += 1
+            progress(min(i / 1000, 1.0), None)
+            time.sleep(0.01)
+        stopped.set()
+        return "partial"
+    return job
+
+
+def test_run_watched_yields_progress_heartbeats_and_the_result():
+    def job(progress=None):
+        progress(0.5, "preview")
+        time.sleep(0.35)
+        return "result"
+
+    items = list(run_watched(job, threading.Event(), stall_s=5, heartbeat_s=0.1))
+    assert items[0] == ("progress", (0.5, "preview")) and items[-1] == ("done", "result")
+    assert ("heartbeat", None) in items[1:-1]
+
+    def fails(progress=None):
+        raise InvalidArgumentError("bad")
+
+    with pytest.raises(InvalidArgumentError, match="bad"):
+        list(run_watched(fails, threading.Event()))
+
+
+def test_run_watched_cancels_when_the_consumer_stalls():
+    cancel, stopped = threading.Event(), threading.Event()
+    items = run_watched(_endless_job(cancel, stopped), cancel, stall_s=0.2, heartbeat_s=0.05)
+    assert next(items)[0] == "progress"
+    assert not cancel.is_set()
+    time.sleep(0.5)  # the client is gone: nobody takes the updates
+    assert cancel.wait(2) and stopped.wait(2)  # the job saw the cancel and stopped
+    items.close()
+
+
+def test_run_watched_cancels_when_closed_early():
+    cancel, stopped = threading.Event(), threading.Event()
+    items = run_watched(_endless_job(cancel, stopped), cancel, stall_s=60, heartbeat_s=0.05)
+    for _ in range(3):
+        assert next(items)[0] == "progress"
+    assert not cancel.is_set()
+    items.close()  # e.g. Gradio closes the handler when the request is cancelled
+    assert cancel.is_set() and stopped.wait(2)
