@@ -135,6 +135,7 @@ def _replace_folder(directory: Path, write) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    return directory
 
 
 def load_side_files(folder: str | os.PathLike, tensors_file: str, meta_file: str, fix: str) -> tuple[dict, dict]:

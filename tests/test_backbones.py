@@ -116,5 +116,8 @@ def test_vgg19_named_layers_truncation_and_gram():
         vgg(x, ["relu4_1"])  # beyond the truncation
     with pytest.raises(ValueError):
         VGG19Features(["relu9_9"])
-    avg = VGG19Features(["relu2_1"], pooling="avg")
-    assert any(isinstance(m, torch.nn.AvgPool2d) for m in avg.features)
+    avg = VGG19Features(["relu2_1"], pooling="avg")  # pooling is chosen per call; one set of weights serves both
+    x = torch.rand(1, 3, 32, 32)
+    a, m = avg(x)["relu2_1"], avg(x, pooling="max")["relu2_1"]
+    assert a.shape == m.shape and not torch.allclose(a, m)
+    assert torch.allclose(m, VGG19Features(["relu2_1"])(x)["relu2_1"])

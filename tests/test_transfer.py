@@ -331,6 +331,10 @@ def test_quality_engine_lowers_loss_progress_and_cancel(gt, content):
 
     eng.run(x, style.gram, steps=50, progress=prog, cancel=ev)
     assert len(seen) == 2
+    # a picture tensor with channels-last strides (as PIL -> numpy -> permute gives) optimises as well
+    hwc = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    assert not hwc.is_contiguous()
+    assert torch.allclose(eng.run(hwc, style.gram, steps=2), eng.run(x, style.gram, steps=2), atol=1e-4)
 
 
 def test_quality_engine_takes_one_job_while_fast_ones_go_on(gt, content):

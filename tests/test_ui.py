@@ -89,6 +89,7 @@ def test_services_without_checkpoints_load_in_the_background(tmp_path, monkeypat
     for slot, name in zip(services.slots, ("generator", "classifier", "transfer")):
         assert slot.state == "failed"
         assert f"{name}/config.json" in slot.error and "Train it" in slot.error, slot.error
+        assert slot.status_markdown().startswith("### ⚠️ This tab is unavailable\n\n**Model not available:** ")
 
 
 # ------------------------------------------------------------------------------------------ guarded

@@ -96,7 +96,7 @@ class PosterGenerator:
                                            f"{', '.join(self.genres)}.")
         if n is not _UNSET:
             out["n"] = check_int("Count", n, 1, self.MAX_COUNT)
-        if seed is not None:
+        if seed is not _UNSET:
             out["seed"] = check_int("Seed", seed, 0, self.MAX_SEED)
         if truncation is not _UNSET:
             t = check_float("Truncation", truncation, 0.0, 1.0)
