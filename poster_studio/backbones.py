@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import default_device
 from .errors import CheckpointError
 
 VGG_LAYERS: tuple[str, ...] = (
@@ -82,6 +83,10 @@ class VGG19Features(nn.Module):
         self.pooling = _check_pooling(pooling)
         self.register_buffer("mean", torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1), persistent=False)
 
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         return x.flip(1) * 255.0 - self.mean
 
@@ -110,8 +115,9 @@ def _check_pooling(pooling: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def shared_vgg19() -> VGG19Features:
-    """The process's one VGG-19 (up to relu5_1, the deepest layer any engine uses), channels-last, frozen."""
-    return VGG19Features(("relu5_1",)).to(memory_format=torch.channels_last)
+    """The process's one VGG-19 (up to relu5_1, the deepest layer any engine uses), channels-last, frozen, on
+    the default device."""
+    return VGG19Features(("relu5_1",)).to(default_device(), memory_format=torch.channels_last)
 
 
 def efficientnet_lite0_weights_path() -> Path:

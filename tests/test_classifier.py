@@ -95,7 +95,7 @@ def test_analyze_similar_and_heatmaps(shipped):
     # A training poster's nearest neighbour in the index is itself.
     assert a.similar[0]["id"] == idx.ids[123] and a.similar[0]["distance"] < 0.05
     assert len(a.similar) == 5 and a.similar[1]["distance"] >= a.similar[0]["distance"]
-    assert shipped.similar(poster, k=2) == a.similar[:2]
+    assert shipped.analyze(poster, k=2).similar == a.similar[:2]
     assert a.shown.size == (182, 268) and a.notes == []  # a poster is shown as it is
     g1, horror = shipped.heatmap(a, "Horror & Thriller")
     g2, comedy = shipped.heatmap(a, "comedy")

@@ -89,7 +89,6 @@ def build(services: Services, files: OutputFiles):
     outputs = [label, heatmap_img, summary_md, similar_md, similar_gallery, analysis]
     gr.on([button.click, image.upload], classify, [image, heat_genre], outputs, api_name="classify",
           concurrency_id="classify", concurrency_limit=CLASSIFY_CONCURRENCY)
-    image.change(lambda: None, None, analysis, api_visibility="private", queue=False)  # a new picture: forget
     heat_genre.input(heatmap, [image, heat_genre, analysis], [heatmap_img, summary_md], api_name="heatmap",
                      concurrency_id="classify", concurrency_limit=CLASSIFY_CONCURRENCY)
     return [status], lambda: [status_update(services.classifier)]

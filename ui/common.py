@@ -6,6 +6,7 @@ Nothing here knows a model: the tabs call the services of poster_studio directly
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -172,31 +173,32 @@ def friendly(exc: Exception) -> gr.Error:
                     print_exception=False)
 
 
+@contextlib.contextmanager
+def _as_user_errors():
+    try:
+        yield
+    except gr.Error:
+        raise
+    except Exception as exc:
+        raise friendly(exc) from None
+    finally:
+        release_memory()
+
+
 def guarded(fn):
-    """Wrap a handler: library errors -> gr.Error with their message; memory handed back after each request."""
+    """Wrap a handler (plain or streaming): library errors -> gr.Error with their message; memory handed back
+    after each request."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
-            try:
+            with _as_user_errors():
                 yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except Exception as exc:
-                raise friendly(exc) from None
-            finally:
-                release_memory()
         return gen_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
+        with _as_user_errors():
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as exc:
-            raise friendly(exc) from None
-        finally:
-            release_memory()
     return wrapper
 
 

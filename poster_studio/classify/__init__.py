@@ -1,7 +1,7 @@
 """Classify: multi-label genres of a poster, Grad-CAM heatmaps, similar known posters.
 
 - `Classifier` (service.py): `load()`, `check_inputs()`, `analyze(image, k) -> Analysis`,
-  `heatmap(analysis, genre) -> (genre, PIL)`, `predict`, `predict_proba`, `embed`, `similar`.
+  `heatmap(analysis, genre) -> (genre, PIL)`, `predict`, `predict_proba`.
 - `PosterClassifier`, `SeedHead`, `EmbeddingIndex`, `preprocess`, `from_imagenet` (model.py): the networks.
 - `multilabel_metrics`, `tune_thresholds`, `evaluate_classifier` (evaluate.py); `add_cli` (cli.py).
 Trained by train/train_classifier.py; the tab is ui/classify_tab.py.

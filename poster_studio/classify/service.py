@@ -97,10 +97,6 @@ class Classifier:
         """(N, num_genres) sigmoid probabilities, columns in `genres` order."""
         return self._run(list(images))[0].numpy()
 
-    def embed(self, images: Sequence[ImageInput]) -> np.ndarray:
-        """(N, 128) L2-normalised embeddings."""
-        return self._run(list(images))[1].numpy()
-
     def _labels(self, p: Sequence[float]) -> list[str]:
         return [g for g, s, t in zip(self.genres, p, self.thresholds) if s >= t]
 
@@ -110,9 +106,6 @@ class Classifier:
         p = self._run([self.check_inputs(image=image)["image"]])[0][0].tolist()
         return {"scores": {g: round(s, 4) for g, s in zip(self.genres, p)}, "labels": self._labels(p),
                 "top": self.genres[int(np.argmax(p))]}
-
-    def similar(self, image: ImageInput, k: int = 5) -> list[dict]:
-        return self.analyze(image, k=k).similar
 
     def analyze(self, image: ImageInput, k: int = 5) -> Analysis:
         """Scores, labels, the k most similar known posters and the kept feature map, from ONE network pass."""
@@ -125,9 +118,9 @@ class Classifier:
             fmap = self.model.trunk(self.model.stem(preprocess(img, (h, w))[None].to(self.device)))
             logits, emb = self.model.head_from_map(fmap)
         p = torch.sigmoid(logits[0]).cpu().tolist()
-        shown = fit_image(img, (round(img.height * w / h), img.height), "crop") if needs_fitting(img, w, h) else img
-        notes = image_notes(img)
+        shown, notes = img, image_notes(img)
         if needs_fitting(img, w, h):
+            shown = fit_image(img, (round(img.height * w / h), img.height), "crop")
             notes.append(f"The picture is not 2:3 ({img.width}x{img.height}): its centre 2:3 part was classified.")
         return Analysis(scores={g: round(s, 4) for g, s in zip(self.genres, p)}, labels=self._labels(p),
                         top=self.genres[int(np.argmax(p))],

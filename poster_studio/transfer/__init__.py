@@ -1,7 +1,7 @@
 """Genre transfer: restyle any picture as a genre's poster, from exemplar posters the classifier picked.
 
 - `GenreTransfer` (service.py): `load()`, `check_inputs()` and its limits, `transfer(...)`, `exemplars(genre)`,
-  `style_from_images(...)`, `quality_busy()`.
+  `style_from_images(...)`.
 - `FastEngine` / `AdaINDecoder` / `GatysEngine` / `GatysConfig` (engines.py): the two engines.
 - `ExemplarBank`, `select_exemplars`, `genre_scores` (exemplars.py): choosing and shipping each genre's exemplars.
 - `style.py`: feature statistics (AdaIN, Gram), blending, colour matching and preservation.

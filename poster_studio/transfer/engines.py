@@ -61,7 +61,7 @@ class FastEngine:
 
     def __init__(self, decoder: AdaINDecoder, encoder: Optional[VGG19Features] = None):
         self.encoder = encoder or shared_vgg19()
-        self.decoder = decoder.eval().to(memory_format=torch.channels_last)
+        self.decoder = decoder.eval().to(self.encoder.device, memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,13 +69,15 @@ class FastEngine:
 
     @torch.inference_mode()
     def run(self, content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-        fc = self.encode(content)
-        t = adain(fc, mean, std)
+        """Stylised picture (on the CPU) of a content picture (1, 3, H, W) in [0, 1] for target mean/std."""
+        dev = self.encoder.device
+        fc = self.encode(content.to(dev))
+        t = adain(fc, mean.to(dev), std.to(dev))
         t = alpha * t + (1 - alpha) * fc
         out = self.decoder(t.contiguous(memory_format=torch.channels_last))
         if out.shape[-2:] != content.shape[-2:]:
             out = F.interpolate(out, size=content.shape[-2:], mode="bilinear", align_corners=False)
-        return out.clamp(0, 1).contiguous()
+        return out.clamp(0, 1).cpu().contiguous()
 
 
 @dataclass
@@ -136,9 +138,11 @@ class GatysEngine:
             init: Optional[torch.Tensor] = None, history: Optional[list] = None) -> torch.Tensor:
         """Optimise from the content image towards the blended Grams; returns (1, 3, H, W) in [0, 1].
         `history` (optional list) receives (step, loss) pairs."""
+        dev = self.vgg.device
         with torch.inference_mode(False), torch.enable_grad():
-            return self._run(content, grams, steps=steps, strength=strength, progress=progress, cancel=cancel,
-                             init=init, history=history)
+            return self._run(content.to(dev), {l: g.to(dev) for l, g in grams.items()}, steps=steps,
+                             strength=strength, progress=progress, cancel=cancel,
+                             init=None if init is None else init.to(dev), history=history).cpu()
 
     def _run(self, content, grams, *, steps, strength, progress, cancel, init, history) -> torch.Tensor:
         cfg = self.config

@@ -3,7 +3,7 @@ the user's own style images).
 
 Engines (engines.py): "fast" = AdaIN with the decoder trained here; the result then gets the exemplars' pixel
 colour mean/covariance (blended by strength), and `fast_detail` (0.3) of the colour-matched content is mixed back
-in because the CPU-trained decoder reproduces little detail. "quality" = Gatys multi-style optimisation (minutes;
+in because the CPU-trained decoder reproduces little detail (FAST_COLOR_MATCH, FAST_DETAIL). "quality" = Gatys multi-style optimisation (minutes;
 previews through `progress`, stops when `cancel` is set). Colour preservation keeps the content's chroma.
 
 Arguments are checked once, in `check_inputs`; its limits are the class attributes. The fast engine serves many
@@ -43,15 +43,14 @@ class GenreTransfer:
     QUALITY_BUDGET = 500 * 512 * 768        # steps x output pixels one quality job may cost
     MAX_STYLE_IMAGES = 16
     QUALITY_SLOTS = 1
-    FAST_DETAIL = 0.3
+    FAST_COLOR_MATCH = True   # fast engine: give the result the exemplars' pixel colours (blended by strength)
+    FAST_DETAIL = 0.3         # fast engine: share of the (colour-matched) content mixed back in
 
     def __init__(self, decoder: AdaINDecoder, bank: Optional[ExemplarBank] = None,
                  gatys: Optional[GatysConfig] = None):
         self.decoder = decoder.eval()
         self.bank = bank
         self.fast = FastEngine(self.decoder)
-        self.fast_color_match = True
-        self.fast_detail = self.FAST_DETAIL
         self.quality = GatysEngine(gatys)
         self._quality_slots = threading.BoundedSemaphore(self.QUALITY_SLOTS)
 
@@ -105,13 +104,6 @@ class GenreTransfer:
         ex = [{"id": f"user_{i}", "title": "your style image", "year": "", "weight": 1.0 / len(pils)}
               for i in range(len(pils))]
         return GenreStyle("custom", ex, mean, std, gr, pixel_mean=pm, pixel_cov=pc)
-
-    def quality_busy(self) -> bool:
-        """True while every quality slot runs a job."""
-        if self._quality_slots.acquire(blocking=False):
-            self._quality_slots.release()
-            return False
-        return True
 
     # -- transfer
     def transfer(self, content: ImageInput, genre: Optional[str] = None, *, engine: str = "fast",
@@ -169,13 +161,13 @@ class GenreTransfer:
     def _fast(self, x: torch.Tensor, style: GenreStyle, strength: float, preserve_color: bool,
               color_match: Optional[bool]) -> torch.Tensor:
         out = self.fast.run(x, style.mean[ENCODER_LAYER], style.std[ENCODER_LAYER], strength)
-        cm = (self.fast_color_match if color_match is None else color_match) and not preserve_color \
+        cm = (self.FAST_COLOR_MATCH if color_match is None else color_match) and not preserve_color \
             and style.pixel_mean is not None
         if cm:
             out = (1 - strength) * out + strength * match_colors(out, style.pixel_mean, style.pixel_cov)
-        if self.fast_detail > 0:  # the small CPU-trained decoder loses detail: mix the content back in
+        if self.FAST_DETAIL > 0:  # the small CPU-trained decoder loses detail: mix the content back in
             ref = match_colors(x, style.pixel_mean, style.pixel_cov) if cm else x
-            out = (1 - self.fast_detail) * out + self.fast_detail * ref
+            out = (1 - self.FAST_DETAIL) * out + self.FAST_DETAIL * ref
         return out
 
 

@@ -83,14 +83,14 @@ def style_statistics(images: Sequence[Image.Image], vgg: VGG19Features, grams: b
     layers = set(STAT_LAYERS) | (set(GRAM_LAYERS) if grams else set())
     means, stds, gr = {l: [] for l in STAT_LAYERS}, {l: [] for l in STAT_LAYERS}, {l: [] for l in GRAM_LAYERS}
     for img in images:
-        feats = vgg(to_tensor(style_size_for(img, area))[None], layers)
+        feats = vgg(to_tensor(style_size_for(img, area))[None].to(vgg.device), layers)
         for l in STAT_LAYERS:
             m, s = mean_std(feats[l])
-            means[l].append(m)
-            stds[l].append(s)
+            means[l].append(m.cpu())
+            stds[l].append(s.cpu())
         if grams:
             for l in GRAM_LAYERS:
-                gr[l].append(gram(feats[l]))
+                gr[l].append(gram(feats[l]).cpu())
     out = {"mean": {l: torch.cat(v) for l, v in means.items()}, "std": {l: torch.cat(v) for l, v in stds.items()}}
     px = [to_tensor(style_size_for(img, area)).flatten(1) for img in images]  # (3, HW) each
     out["pixel_mean"] = torch.stack([p.mean(1) for p in px])
