@@ -50,7 +50,12 @@ from poster_studio.generate import ARCHS, diff_augment  # noqa: E402
 from poster_studio.images import fit_image, load_image  # noqa: E402
 from poster_studio.training import load_state, save_state  # noqa: E402
 
-CACHE_W, CACHE_H = 128, 192
+HINGE_ARCHS = ("projected", "ours")  # hinge loss, DiffAugment, EMA; the seeds use BCE as their recipes did
+
+
+def cache_size(arch: str) -> tuple[int, int]:
+    """(W, H) of the poster cache an arch trains from: the data's own size for projected, 128x192 else."""
+    return (192, 288) if arch == "projected" else (128, 192)
 
 
 def parse_args(argv=None):
@@ -67,9 +72,11 @@ def parse_args(argv=None):
     p.add_argument("--lr-g", type=float, default=2e-4)
     p.add_argument("--lr-d", type=float, default=None, help="default: 4e-4 for ours (TTUR), 2e-4 for the seeds")
     p.add_argument("--beta1", type=float, default=None, help="Adam beta1; default 0.0 for ours, 0.5 for the seeds")
-    p.add_argument("--diffaug", default="translation", help="DiffAugment policy for ours: color,translation,cutout ('' = off)")
+    p.add_argument("--diffaug", default=None, help="DiffAugment policy: color,translation,cutout ('' = off); default "
+                   "all three for projected, translation for ours")
     p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--width-scale", type=float, default=1.0, help="scale the channel widths of ours (tests: 0.25)")
+    p.add_argument("--width-scale", type=float, default=1.0, help="scale the generator's channel widths (tests: 0.25)")
+    p.add_argument("--dump-weights", action="store_true", help=argparse.SUPPRESS)  # tests: each rank's final weights
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--checkpoint-every", type=int, default=500)
@@ -90,26 +97,30 @@ def parse_args(argv=None):
     if args.lr_d is None:
         args.lr_d = 4e-4 if args.arch == "ours" else 2e-4
     if args.beta1 is None:
-        args.beta1 = 0.0 if args.arch == "ours" else 0.5
+        args.beta1 = 0.0 if args.arch in HINGE_ARCHS else 0.5
+    if args.diffaug is None:
+        args.diffaug = {"projected": "color,translation,cutout", "ours": "translation"}.get(args.arch, "")
     return args
 
 
 # ----------------------------------------------------------------------------------------------- data
-def build_cache(data: Path, cache_dir: Path, split: str, max_images: int | None, show: bool = True) -> dict:
-    """uint8 (N, 3, 192, 128) posters + (N, 7) multi-hot labels, built once and reused (safetensors)."""
+def build_cache(data: Path, cache_dir: Path, split: str, max_images: int | None, show: bool = True,
+                size: tuple[int, int] = (128, 192)) -> dict:
+    """uint8 (N, 3, H, W) posters at size (W, H) + (N, 7) multi-hot labels, built once and reused (safetensors)."""
+    cache_w, cache_h = size
     records = [r for r in read_labels(data / "labels.csv") if r.split == split and r.genres]
     if max_images:
         records = records[:max_images]
-    tag = f"{split}_{len(records)}_{CACHE_W}x{CACHE_H}"
+    tag = f"{split}_{len(records)}_{cache_w}x{cache_h}"
     path = cache_dir / f"posters_{tag}.safetensors"
     if path.is_file():
         t = load_file(str(path))
         return {"images": t["images"], "labels": t["labels"], "records": records}
-    images = torch.empty(len(records), 3, CACHE_H, CACHE_W, dtype=torch.uint8)
+    images = torch.empty(len(records), 3, cache_h, cache_w, dtype=torch.uint8)
     keep = []
     for i, r in enumerate(tqdm(records, desc="caching posters", disable=not show, mininterval=5)):
         try:
-            img = fit_image(load_image(data / "images" / f"{r.id}.jpg"), (CACHE_W, CACHE_H))
+            img = fit_image(load_image(data / "images" / f"{r.id}.jpg"), (cache_w, cache_h))
         except Exception as exc:  # a broken JPEG is skipped, not fatal
             print(f"skip {r.id}: {exc}", file=sys.stderr)
             continue
@@ -125,16 +136,17 @@ def build_cache(data: Path, cache_dir: Path, split: str, max_images: int | None,
 
 
 def real_batch(images_u8: torch.Tensor, arch: str, gen: torch.Generator) -> torch.Tensor:
-    """uint8 128x192 posters -> float [-1, 1] at the arch's training shape, random horizontal flip."""
+    """uint8 cached posters -> float [-1, 1] at the arch's training shape, random horizontal flip."""
+    cache_h, cache_w = images_u8.shape[-2:]
     x = images_u8.float() / 127.5 - 1.0
     flip = torch.rand(x.shape[0], generator=gen) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
     if arch == "dcgan-seed":  # tutorial: Resize(64) + CenterCrop(64) -> the centre square
-        top = (CACHE_H - CACHE_W) // 2
-        x = F.interpolate(x[:, :, top: top + CACHE_W], size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+        top = (cache_h - cache_w) // 2
+        x = F.interpolate(x[:, :, top: top + cache_w], size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
     elif arch == "cgan-seed":  # 64x128 (W x H): centre 1:2 crop
-        w = CACHE_H // 2
-        left = (CACHE_W - w) // 2
+        w = cache_h // 2
+        left = (cache_w - w) // 2
         x = F.interpolate(x[:, :, :, left: left + w], size=(128, 64), mode="bilinear", antialias=True, align_corners=False)
     return x
 
@@ -142,6 +154,9 @@ def real_batch(images_u8: torch.Tensor, arch: str, gen: torch.Generator) -> torc
 # ----------------------------------------------------------------------------------------------- models
 def make_models(arch: str, width_scale: float, prior: dict):
     g_cls, d_cls = ARCHS[arch]
+    if arch == "projected":
+        chans = [max(4, int(round(c * width_scale))) for c in (256, 128, 64, 32, 16)]
+        return g_cls(channels=chans, genre_prior=prior), d_cls()
     if arch == "ours":
         chans = [max(4, int(round(c * width_scale))) for c in (256, 192, 128, 64, 32, 16)]
         dchans = [max(4, int(round(c * width_scale))) for c in (32, 64, 128, 256, 256)]
@@ -215,6 +230,12 @@ ARCH_NOTES = {
             "DiffAugment on real and fake, EMA of the generator weights (the EMA copy is shipped). "
             "Chosen over FastGAN/StyleGAN2-ADA because only a few CPU-minutes were available: a small "
             "DCGAN-shaped net with these tricks converges in hundreds of steps, the heavy ones need days.",
+    "projected": "Generate v2: FastGAN-lite generator at 192x288 (W x H): z(128) + multi-hot genre embedding -> 6x4 "
+                 "-> 18x12 -> four nearest-upsample blocks of two 3x3 convs with noise injection and conditional "
+                 "BatchNorm, skip-layer excitation; Projected GAN discriminator: the frozen ImageNet "
+                 "EfficientNet-Lite0's first four stages at the poster's own 2:3 shape, fixed random cross-channel "
+                 "and cross-scale mixing, spectral-norm heads per scale with a projection term of the genre "
+                 "condition; hinge loss, DiffAugment (colour, translation, cutout), EMA generator shipped.",
     "dcgan-seed": "Seed baseline: PyTorch tutorial DCGAN, 64x64, BCE, Adam(2e-4, beta1 0.5), unconditional.",
     "cgan-seed": "Seed baseline: conditional DCGAN, 64x128 (W x H), input z(100) + genre vector, BCE, Adam(2e-4, 0.5).",
 }
@@ -266,11 +287,12 @@ def write_checkpoint(net, out_dir: Path, args, state_info: dict, metrics: dict |
                      evaluation: dict | None = None) -> None:
     n = state_info.get("images", "?")
     data = (f"{n} training posters (split `{args.split}` of the shared poster set, 182x268 JPEGs, 7 multi-label "
-            f"genres), centre-fitted to 2:3 and resized to 128x192; genre-balanced sampling, horizontal flips.")
+            f"genres), centre-fitted to 2:3 and resized to {'x'.join(map(str, cache_size(args.arch)))}; genre-balanced sampling, horizontal flips.")
     training = (f"`python train/train_generator.py --arch {args.arch} --minutes {args.minutes} --batch {args.batch}` on a "
                 f"shared 2-core CPU (1-2 threads, sharing it with other jobs): {state_info.get('step', 0)} steps in "
                 f"{state_info.get('elapsed', 0) / 60:.1f} min. Adam lr G {args.lr_g}, D {args.lr_d}, beta1 {args.beta1}. "
-                + ("Hinge loss, DiffAugment '" + args.diffaug + f"', EMA {args.ema}." if args.arch == "ours" else "BCE."))
+                + ("Hinge loss, DiffAugment '" + args.diffaug + f"', EMA {args.ema}." if args.arch in HINGE_ARCHS
+                   else "BCE."))
     desc = ARCH_NOTES[args.arch] + (
         "\n\nServed at 400x600 by Lanczos resampling of the native output (no learned upscaler shipped: none was "
         "trained within the compute budget). Empty genre list = each poster's genre set drawn from the training "
@@ -300,25 +322,48 @@ def write_checkpoint(net, out_dir: Path, args, state_info: dict, metrics: dict |
 
 
 # ----------------------------------------------------------------------------------------------- training
+def distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun (WORLD_SIZE > 1), after joining the process group; else
+    (0, 1, 0). NCCL on CUDA, gloo on the CPU."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return torch.distributed.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    rank, world, local_rank = distributed()
+    lead = rank == 0  # the one process that writes files
+    if world > 1 and args.arch not in HINGE_ARCHS:
+        raise SystemExit("several processes: only the hinge archs (projected, ours) are set up for DDP")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "state.safetensors"
-    show = not args.no_tqdm
+    show = not args.no_tqdm and lead
 
-    cache = build_cache(Path(args.data), Path(args.cache), args.split, args.max_images, show)
+    if rank:  # rank 0 builds the poster cache, the others wait and read it
+        torch.distributed.barrier()
+    cache = build_cache(Path(args.data), Path(args.cache), args.split, args.max_images, show, cache_size(args.arch))
+    if world > 1 and not rank:
+        torch.distributed.barrier()
     images, labels = cache["images"], cache["labels"]
     prior = genre_combinations(cache["records"])
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # the same initial weights on every rank
     dev = default_device()
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", local_rank)
     G_net, D_net = make_models(args.arch, args.width_scale, prior)
     G_net, D_net = G_net.to(dev), D_net.to(dev)
     G_ema = copy.deepcopy(G_net).eval().requires_grad_(False)
-    betas = (args.beta1, 0.99) if args.arch == "ours" else (args.beta1, 0.999)
+    hinge = args.arch in HINGE_ARCHS
+    betas = (args.beta1, 0.99) if hinge else (args.beta1, 0.999)
     opt_g = torch.optim.Adam(G_net.parameters(), lr=args.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(D_net.parameters(), lr=args.lr_d, betas=betas)
+    opt_d = torch.optim.Adam([p for p in D_net.parameters() if p.requires_grad], lr=args.lr_d, betas=betas)
     history = {"step": [], "d_loss": [], "g_loss": []}
     step, elapsed = 0, 0.0
     gen = torch.Generator().manual_seed(args.seed)
@@ -332,14 +377,17 @@ def main(argv=None) -> dict:
         step, elapsed = int(st["step"]), float(st["elapsed"])
         history = {k: list(v) for k, v in st["history"].items()}
         gen.set_state(st["rng"])
-        print(f"resumed from step {step} ({elapsed / 60:.1f} min used)", flush=True)
+        if lead:
+            print(f"resumed from step {step} ({elapsed / 60:.1f} min used)", flush=True)
+    if rank:  # other ranks draw other batches (the saved RNG state is rank 0's)
+        gen.manual_seed(args.seed * 1_000_003 + step * 101 + rank)
 
     train_args = {k: getattr(args, k) for k in ("minutes", "batch", "lr_g", "lr_d", "beta1", "diffaug", "ema", "split")}
     if state_path.is_file() and args.export:
         for k, v in json.loads(st.get("train_args", "{}")).items():
             setattr(args, k, v)  # describe the run as it was trained
-    shipped = G_ema if args.arch == "ours" else G_net
-    info = lambda: {"step": step, "elapsed": elapsed, "images": len(images)}  # noqa: E731
+    shipped = G_ema if hinge else G_net
+    info = lambda: {"step": step, "elapsed": elapsed, "images": len(images), "images_seen": step * args.batch * world}  # noqa: E731
     if args.export:
         metrics = summarize_metrics(args.metrics, args.extra_metrics) if args.metrics else None
         write_checkpoint(shipped, Path(args.export), args, info(), metrics,
@@ -350,10 +398,26 @@ def main(argv=None) -> dict:
         return info()
 
     def save() -> None:
-        save_state(state_path, {
-            "arch": args.arch, "G": G_net.state_dict(), "D": D_net.state_dict(), "G_ema": G_ema.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step, "elapsed": elapsed,
-            "history": history, "rng": gen.get_state(), "train_args": json.dumps(train_args)})
+        if lead:
+            save_state(state_path, {
+                "arch": args.arch, "G": G_net.state_dict(), "D": D_net.state_dict(), "G_ema": G_ema.state_dict(),
+                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step, "elapsed": elapsed,
+                "history": history, "rng": gen.get_state(), "train_args": json.dumps(train_args)})
+
+    # DDP averages the gradients over the processes (one forward and one backward per module and step).
+    G_train, D_train = G_net, D_net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [local_rank] if dev.type == "cuda" else None
+        G_train, D_train = DDP(G_net, device_ids=ids), DDP(D_net, device_ids=ids)
+
+    def keep_going() -> bool:
+        """Every rank stops at the same step: rank 0's clock decides."""
+        go = torch.tensor([float(step < max_steps and elapsed < budget)], device=dev)
+        if world > 1:
+            torch.distributed.broadcast(go, 0)
+        return bool(go.item())
 
     weights = balanced_weights(labels)
     budget = args.minutes * 60 if args.minutes else float("inf")
@@ -361,21 +425,22 @@ def main(argv=None) -> dict:
     bar = tqdm(total=None if max_steps == 10**9 else max_steps, initial=step, disable=not show, mininterval=10,
                desc=args.arch)
     G_net.train(), D_net.train()
-    aug = args.diffaug if args.arch == "ours" else ""
+    aug = args.diffaug if hinge else ""
     t_last = time.time()
-    while step < max_steps and elapsed < budget:
+    while keep_going():
         idx = torch.multinomial(weights, args.batch, replacement=True, generator=gen)
         real = real_batch(images[idx], args.arch, gen).to(dev)
         c = labels[idx].to(dev)
         z = torch.randn(args.batch, G_net.z_dim, generator=gen).to(dev)
-        fake = G_net(z, c)
+        fake = G_train(z, c)
 
         # discriminator step
-        d_real = D_net(diff_augment(real, aug, gen), c)
-        d_fake = D_net(diff_augment(fake.detach(), aug, gen), c)
-        if args.arch == "ours":
+        if hinge:  # one forward for real and fake (no BatchNorm in these critics: the same as two)
+            d_out = D_train(diff_augment(torch.cat([real, fake.detach()]), aug, gen), torch.cat([c, c]))
+            d_real, d_fake = d_out[: len(real)], d_out[len(real):]
             d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-        else:
+        else:  # the seeds' recipe: separate real and fake batches through BatchNorm
+            d_real, d_fake = D_train(real, c), D_train(fake.detach(), c)
             d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                       + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         opt_d.zero_grad(set_to_none=True)
@@ -383,12 +448,12 @@ def main(argv=None) -> dict:
         opt_d.step()
 
         # generator step (same fakes)
-        g_out = D_net(diff_augment(fake, aug, gen), c)
-        g_loss = -g_out.mean() if args.arch == "ours" else F.binary_cross_entropy_with_logits(g_out, torch.ones_like(g_out))
+        g_out = D_train(diff_augment(fake, aug, gen), c)
+        g_loss = -g_out.mean() if hinge else F.binary_cross_entropy_with_logits(g_out, torch.ones_like(g_out))
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
-        if args.arch == "ours":
+        if hinge:
             ema_update(G_ema, G_net, min(args.ema, (1 + step) / (10 + step)))
 
         step += 1
@@ -404,19 +469,31 @@ def main(argv=None) -> dict:
             raise KeyboardInterrupt(f"simulated kill at step {step}")
         if step % args.save_every == 0:
             save()
-        if step % args.sample_every == 0:
+        if lead and step % args.sample_every == 0:
             save_samples(shipped, out / "samples" / f"step_{step:06d}.png")
             save_samples(shipped, out / "samples_latest.png")
             save_loss_plot(history, out / "loss.png")
-        if step % args.checkpoint_every == 0:
+        if lead and step % args.checkpoint_every == 0:
             write_checkpoint(shipped, out / "checkpoint", args, info())
     bar.close()
+    if world > 1:  # buffers (BatchNorm statistics, spectral-norm vectors) as DDP would sync them at the next step
+        for m in (G_net, D_net, G_ema):
+            for buf in m.buffers():
+                torch.distributed.broadcast(buf, 0)
     save()
+    if args.dump_weights:
+        save_file({f"{k}.{n}": v.detach().cpu().contiguous() for k, m in (("G", G_net), ("D", D_net), ("G_ema", G_ema))
+                   for n, v in m.state_dict().items()}, str(out / f"weights_rank{rank}.safetensors"))
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    if not lead:
+        return info()
     save_samples(shipped, out / "samples_latest.png")
     save_samples(shipped, out / "samples" / f"step_{step:06d}.png")
     save_loss_plot(history, out / "loss.png")
     write_checkpoint(shipped, out / "checkpoint", args, info())
-    print(json.dumps({"arch": args.arch, "step": step, "minutes": round(elapsed / 60, 2), "out": str(out)}), flush=True)
+    print(json.dumps({"arch": args.arch, "step": step, "minutes": round(elapsed / 60, 2),
+                      "images_seen": info()["images_seen"], "out": str(out)}), flush=True)
     if args.push_to_hub:
         print(hub.push("generator", args.push_to_hub, private=args.private, folder=out / "checkpoint"))
     return info()

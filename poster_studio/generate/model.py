@@ -226,7 +226,161 @@ class CGANSeedCritic(nn.Module, hub.HubMixin):
         return self.main(torch.cat([x, planes], 1)).flatten()
 
 
+# ----------------------------------------------------------------------------------------------- projected (v2)
+class NoiseInjection(nn.Module):
+    """Per-pixel noise scaled by a learned per-channel weight (zero at init). Training draws fresh noise; in eval
+    mode a fixed noise map per resolution is used, so a seed gives the same poster every time."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        if self.training:
+            noise = torch.randn(n, 1, h, w, device=x.device, dtype=x.dtype)
+        else:
+            g = torch.Generator().manual_seed(h * 10007 + w)
+            noise = torch.randn(1, 1, h, w, generator=g).to(x.device, x.dtype)
+        return x + self.weight * noise
+
+
+class SkipExcitation(nn.Module):
+    """FastGAN's skip-layer excitation: a low-resolution feature map gates the channels of a high-resolution one."""
+
+    def __init__(self, c_low: int, c_high: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Conv2d(c_low, c_high, 4, 1, 0, bias=False),
+                                 nn.LeakyReLU(0.1), nn.Conv2d(c_high, c_high, 1, 1, 0, bias=False), nn.Sigmoid())
+
+    def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        return high * self.net(low)
+
+
+class NoisyUpBlock(nn.Module):
+    """Nearest 2x upsampling, two 3x3 convs, each followed by noise injection, conditional BatchNorm, LeakyReLU."""
+
+    def __init__(self, cin: int, cout: int, cond_dim: int):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.noise1, self.noise2 = NoiseInjection(cout), NoiseInjection(cout)
+        self.norm1, self.norm2 = ConditionalBatchNorm(cout, cond_dim), ConditionalBatchNorm(cout, cond_dim)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = F.leaky_relu(self.norm1(self.noise1(self.conv1(x)), cond), 0.2)
+        return F.leaky_relu(self.norm2(self.noise2(self.conv2(x)), cond), 0.2)
+
+
+class ProjectedPosterGAN(GenerativeNet, hub.HubMixin):
+    """Generate v2 generator ("projected"), FastGAN-lite: z + multi-hot genre embedding -> 6x4 map, 3x nearest
+    upsampling and a 3x3 conv -> 18x12 -> four
+    noisy 2x up-blocks with conditional BatchNorm and skip-layer excitation (36x24 gates 144x96, 72x48 gates
+    288x192) -> 192x288 RGB (W x H, the poster's 2:3 shape at the data's own resolution). Trained against
+    `ProjectedCritic`."""
+
+    arch = "projected"
+
+    def __init__(self, arch: str = "projected", z_dim: int = 128, embed_dim: int = 128,
+                 channels: Sequence[int] = (256, 128, 64, 32, 16), base: Sequence[int] = (18, 12),
+                 num_genres: int = G.NUM_GENRES, genres: Sequence[str] = G.GENRES, genre_prior: Optional[dict] = None):
+        super().__init__()
+        if len(channels) != 5 or base[0] % 3 or base[1] % 3:
+            raise ValueError("channels: five widths (base map, then after each of four up-blocks); base: (H, W) "
+                             "multiples of 3")
+        self.z_dim, self.embed_dim = int(z_dim), int(embed_dim)
+        self.channels, self.base = tuple(int(c) for c in channels), tuple(int(b) for b in base)
+        self.genres, self.genre_prior = tuple(genres), dict(genre_prior or {})
+        self.height, self.width = self.base[0] * 16, self.base[1] * 16
+        cond_dim = self.z_dim + self.embed_dim
+        self.embed = nn.Linear(num_genres, embed_dim, bias=False)
+        c = self.channels
+        self.fc = nn.Linear(cond_dim, c[0] * (self.base[0] // 3) * (self.base[1] // 3))
+        self.fc_norm = ConditionalBatchNorm(c[0], cond_dim)
+        self.init_conv = nn.Conv2d(c[0], c[0], 3, 1, 1, bias=False)
+        self.init_noise, self.init_norm = NoiseInjection(c[0]), ConditionalBatchNorm(c[0], cond_dim)
+        self.blocks = nn.ModuleList([NoisyUpBlock(c[i], c[i + 1], cond_dim) for i in range(4)])
+        self.sle = nn.ModuleList([SkipExcitation(c[1], c[3]), SkipExcitation(c[2], c[4])])
+        self.to_rgb = nn.Conv2d(c[4], 3, 3, 1, 1)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        cond = torch.cat([z, self.embed(norm_condition(c))], 1)
+        x = self.fc(cond).view(-1, self.channels[0], self.base[0] // 3, self.base[1] // 3)
+        x = F.interpolate(F.leaky_relu(self.fc_norm(x, cond), 0.2), scale_factor=3, mode="nearest")
+        x = F.leaky_relu(self.init_norm(self.init_noise(self.init_conv(x)), cond), 0.2)
+        x36 = self.blocks[0](x, cond)
+        x72 = self.blocks[1](x36, cond)
+        x144 = self.sle[0](self.blocks[2](x72, cond), x36)
+        x288 = self.sle[1](self.blocks[3](x144, cond), x72)
+        return torch.tanh(self.to_rgb(x288))
+
+
+class ProjectedCritic(nn.Module):
+    """Projected GAN discriminator (Sauer et al. 2021) for multi-label posters. The frozen ImageNet
+    EfficientNet-Lite0's first four stages (1/4, 1/8, 1/16, 1/32) see the poster at its own 2:3 shape; fixed random
+    1x1 convs mix channels (CCM) and fixed random 3x3 convs mix each scale with the upsampled coarser one (CSM);
+    a small trainable head with spectral norm per scale gives patch logits plus a projection term
+    <embed(c), h> of the multi-hot genre condition. Returns (N, patches) logits over all scales (hinge loss).
+    Not shipped (training only), so plain nn.Module."""
+
+    STAGES = ((0, 2), (2, 3), (3, 5), (5, 7))  # EfficientNet-Lite0 blocks per stage (Projected GAN's split)
+
+    def __init__(self, num_genres: int = G.NUM_GENRES, mix_channels: Sequence[int] = (64, 128, 256, 512),
+                 head_channels: int = 64, pretrained: bool = True, seed: int = 0):
+        super().__init__()
+        from ..backbones import efficientnet_lite0
+
+        net = efficientnet_lite0(pretrained=pretrained)
+        self.stem = nn.Sequential(net.conv_stem, net.bn1)
+        self.stages = nn.ModuleList([nn.Sequential(*net.blocks[a:b]) for a, b in self.STAGES])
+        feat_ch = [self.stages[i][-1][-1].conv_pwl.out_channels for i in range(4)]
+        gen = torch.Generator().manual_seed(seed)  # the fixed random mixing is part of the model: seeded
+        self.ccm = nn.ModuleList([nn.Conv2d(f, m, 1) for f, m in zip(feat_ch, mix_channels)])
+        self.csm = nn.ModuleList([nn.Conv2d(m, m, 3, 1, 1) for m in mix_channels])
+        self.csm_up = nn.ModuleList([nn.Conv2d(mix_channels[i + 1], mix_channels[i], 1) for i in range(3)])
+        for conv in [*self.ccm, *self.csm, *self.csm_up]:
+            nn.init.kaiming_uniform_(conv.weight, a=5 ** 0.5, generator=gen)
+            nn.init.uniform_(conv.bias, -0.01, 0.01, generator=gen)
+        for m in (self.stem, self.stages, self.ccm, self.csm, self.csm_up):
+            m.requires_grad_(False)
+        self.heads = nn.ModuleList([
+            nn.Sequential(spectral_norm(nn.Conv2d(m, head_channels, 3, 2 if i < 2 else 1, 1)), nn.LeakyReLU(0.2),
+                          spectral_norm(nn.Conv2d(head_channels, head_channels, 3, 2 if i == 0 else 1, 1)),
+                          nn.LeakyReLU(0.2))
+            for i, m in enumerate(mix_channels)])
+        self.out = nn.ModuleList([spectral_norm(nn.Conv2d(head_channels, 1, 1)) for _ in mix_channels])
+        self.embed = nn.ModuleList([spectral_norm(nn.Linear(num_genres, head_channels, bias=False))
+                                    for _ in mix_channels])
+        from ..data import IMAGENET_MEAN, IMAGENET_STD
+
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.stem.eval(), self.stages.eval()  # frozen BatchNorm statistics of the pretrained network
+        return self
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = self.stem(((x + 1) / 2 - self.mean) / self.std)
+        feats = []
+        for stage, ccm in zip(self.stages, self.ccm):
+            h = stage(h)
+            feats.append(ccm(h))
+        for i in (2, 1, 0):  # cross-scale mixing, coarse to fine
+            up = F.interpolate(self.csm_up[i](feats[i + 1]), size=feats[i].shape[-2:], mode="bilinear",
+                               align_corners=False)
+            feats[i] = feats[i] + up
+        cond = norm_condition(c)
+        logits = []
+        for f, csm, head, out, embed in zip(feats, self.csm, self.heads, self.out, self.embed):
+            g = head(csm(f))
+            logits.append((out(g) + (embed(cond)[:, :, None, None] * g).sum(1, keepdim=True)).flatten(1))
+        return torch.cat(logits, 1)
+
+
 ARCHS: dict[str, tuple[type, type]] = {
+    "projected": (ProjectedPosterGAN, ProjectedCritic),
     "ours": (PosterGAN, PosterCritic),
     "dcgan-seed": (DCGANSeed, DCGANSeedCritic),
     "cgan-seed": (CGANSeed, CGANSeedCritic),
