@@ -28,7 +28,7 @@ CSS = """
 #ps-header h1 {margin-bottom: 0}
 #ps-footer {text-align: center; opacity: 0.8; font-size: 0.9em}
 .ps-status {border-left: 4px solid var(--color-accent); padding-left: 12px}
-#clf-similar .caption-label, #tr-exemplars .caption-label {font-size: 0.7em; padding: 1px 4px; opacity: 0.85}
+#clf-similar .caption-label, #tr-exemplars .caption-label, #gen-gallery .caption-label {font-size: 0.7em; padding: 1px 4px; opacity: 0.85}
 """
 
 

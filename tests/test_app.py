@@ -176,6 +176,22 @@ def test_api_generate_real_output(client):
         assert im.format == "GIF" and im.size == (w, h)  # animated (PIL merges identical frames, so not asserted)
 
 
+def test_api_generate_title_overlay_with_and_without(client):
+    _needs("generator")
+    gallery = client.predict(["Comedy"], 2, 11, 0.7, "400x600", "Two Left Feet", "A romantic disaster",
+                             "Directed by Ana Lima", api_name="/generate")
+    assert [g["caption"] for g in gallery] == ["#1 titled", "#1 · seed 11 · Comedy", "#2 titled",
+                                               "#2 · seed 11 · Comedy"]
+    with Image.open(gallery[0]["image"]) as titled, Image.open(gallery[1]["image"]) as plain:
+        diff = np.abs(np.asarray(titled, np.int16) - np.asarray(plain, np.int16)).max(2)
+    assert titled.size == plain.size == (400, 600)
+    assert (diff > 40).mean() > 0.01  # text and scrim were drawn ...
+    rows = (diff > 40).mean(1)
+    assert rows[200:400].mean() < 0.05  # ... at the ends of the poster, not over its middle
+    assert _app_error(client, ["Comedy"], 1, 0, 0.7, "native", "🎬🎬", "", "", api_name="/generate") == \
+        "Title needs letters or digits: emoji and symbols alone cannot be typeset with the poster fonts."
+
+
 def test_api_generate_takes_display_and_short_names(client):
     _needs("generator")
 

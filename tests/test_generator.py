@@ -315,3 +315,48 @@ def test_projected_training_on_two_processes_ends_with_identical_weights(tmp_pat
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     assert '"images_seen": 8' in r.stdout  # 2 steps x batch 2 x 2 processes
     assert PosterGenerator.load(directory=run / "checkpoint").native_size == (192, 288)
+
+
+# ------------------------------------------------------------------------------------------ title overlay
+def test_title_overlay_draws_in_the_calmer_band_with_genre_styles():
+    from PIL import Image as PILImage
+
+    from poster_studio.generate.title import STYLES, overlay_title, title_band
+
+    rng = np.random.default_rng(0)
+    busy_top = np.full((600, 400, 3), 90, np.uint8)
+    busy_top[:200] = rng.integers(0, 255, (200, 400, 3))  # noisy top, calm bottom
+    img = PILImage.fromarray(busy_top)
+    assert title_band(img) == "bottom" and title_band(img.transpose(PILImage.Transpose.FLIP_TOP_BOTTOM)) == "top"
+    out = overlay_title(img, "The Night Shift", "", "", ["Horror_Thriller"])
+    changed = (np.abs(np.asarray(out, np.int16) - busy_top).max(2) > 30).mean(1)
+    assert changed[450:].mean() > 0.05 and changed[:300].mean() == 0  # drawn at the bottom only
+    red = np.asarray(out)[450:]
+    assert ((red[..., 0] > 180) & (red[..., 1] < 80)).sum() > 500  # horror: red letters
+    comedy = np.asarray(overlay_title(img, "The Night Shift", "", "", ["Comedy"]))[450:]
+    assert ((comedy[..., 0] > 200) & (comedy[..., 1] > 200) & (comedy[..., 2] < 120)).sum() > 500  # yellow
+    assert len({s.font for s in STYLES.values()}) >= 4
+
+
+def test_title_checks_and_typeset_service(gen):
+    img = gen.generate(["Comedy"], n=1, seed=0)[0]
+    assert gen.typeset([img], ["Comedy"], "")[0] is img  # no title: the poster as it is
+    titled = gen.typeset([img], ["Comedy"], "Deep Water 🌊", "Emoji 🎬 dropped", "Directed by X")[0]
+    assert titled.size == img.size and not np.array_equal(arr(titled), arr(img))
+    for kwargs, match in [(dict(title="🎬🎬"), "needs letters or digits"), (dict(title="x" * 61), "limit is 60"),
+                          (dict(title="a\nb"), "control characters"), (dict(title="ok", tagline="t" * 101), "limit is 100"),
+                          (dict(title="ok", credits="c" * 201), "limit is 200")]:
+        with pytest.raises(InvalidArgumentError, match=match):
+            gen.typeset([img], ["Comedy"], **kwargs)
+
+
+def test_cli_writes_posters_with_and_without_title(ckpt, tmp_path, capsys):
+    code = cli.main(["generate", "--genres", "Romance", "--n", "2", "--seed", "4", "--title", "Summer in Lisbon",
+                     "--checkpoint", str(ckpt), "--out", str(tmp_path)])
+    assert code == 0
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == ["Romance_seed4_00.png", "Romance_seed4_00_titled.png", "Romance_seed4_01.png",
+                     "Romance_seed4_01_titled.png"]
+    assert cli.main(["generate", "--n", "1", "--title", "\U0001F383", "--checkpoint", str(ckpt),
+                     "--out", str(tmp_path / "x")]) == 2
+    assert "needs letters or digits" in capsys.readouterr().err

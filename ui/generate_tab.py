@@ -18,6 +18,9 @@ generator weights. Posters come out natively in the 2:3 shape at the size shown 
 Lanczos resampling of them (model card: `checkpoints/generator/README.md`). The **seed** makes results
 reproducible; **truncation** below 1 scales the noise down: safer, less varied posters.
 **Morph** interpolates (slerp of the noise, linear genre weights) between two genre sets or two seeds.
+**Title overlay** typesets your title, tagline and credits in a font and colours that fit the first ticked genre
+(bundled OFL fonts), in the calmer of the poster's two ends (its title band); each poster is shown with and
+without it.
 """
 EXAMPLES = [[["Horror_Thriller"], 8, 7], [["Comedy", "Romance"], 8, 42], [["Animation"], 8, 3],
             [["Documentary"], 4, 11]]
@@ -46,6 +49,12 @@ def build(services: Services, files: OutputFiles):
                                            label="Truncation (lower = safer, higher = more varied)"))
                 size = raw(gr.Radio(size_choices(services.generator), value="native", label="Size",
                                     info="400x600 is Lanczos resampling of the native poster: larger, no new detail."))
+                with gr.Accordion("Title overlay (optional)", open=False):
+                    title = raw(gr.Textbox("", label="Title", max_length=L.MAX_TITLE, elem_id="gen-title",
+                                           placeholder="typeset in the genre's style, where the poster's title band is"))
+                    tagline = raw(gr.Textbox("", label="Tagline", max_length=L.MAX_TAGLINE))
+                    credits = raw(gr.Textbox("", label="Credits line", max_length=L.MAX_CREDITS,
+                                             placeholder="Directed by ... Starring ..."))
                 button = gr.Button("Generate", variant="primary", elem_id="gen-btn")
             with gr.Column(scale=3):
                 gallery = gr.Gallery(label="Generated posters", columns=4, height="auto", object_fit="contain",
@@ -69,12 +78,19 @@ def build(services: Services, files: OutputFiles):
 
     @gpu
     @guarded
-    def generate(genres, count, seed, truncation, size, progress=gr.Progress()):
+    def generate(genres, count, seed, truncation, size, title="", tagline="", credits="", progress=gr.Progress()):
         gen = services.generator.get()
         progress(0.1, desc="Generating posters")
         images = gen.generate(genres, n=count, seed=seed, truncation=truncation, size=size)
+        titled = gen.typeset(images, genres, title, tagline, credits) if title else []
         what = " + ".join(G.DISPLAY_NAMES[g] for g in G.parse_genres(genres)) or "any genre"
-        return [(files.save(im, "poster"), f"#{i + 1} · seed {int(seed)} · {what}") for i, im in enumerate(images)]
+        items = []
+        for i, im in enumerate(images):  # with a title: each poster with it, then without it
+            caption = f"#{i + 1} · seed {int(seed)} · {what}"
+            if titled:
+                items.append((files.save(titled[i], "poster-titled"), f"#{i + 1} titled"))  # short: keeps the title visible
+            items.append((files.save(im, "poster"), caption))
+        return items
 
     @gpu
     @guarded
@@ -87,7 +103,7 @@ def build(services: Services, files: OutputFiles):
 
     examples.dataset.click(lambda: (0.7, "native"), None, [truncation, size], api_visibility="private", queue=False)
     dice.click(random_seed, outputs=seed, api_visibility="private", queue=False)
-    button.click(generate, [genres, count, seed, truncation, size], gallery, api_name="generate",
+    button.click(generate, [genres, count, seed, truncation, size, title, tagline, credits], gallery, api_name="generate",
                  concurrency_id="generate")
     morph_button.click(morph, [genres_a, genres_b, seed_a, seed_b, steps, morph_size, truncation], [strip, gif],
                        api_name="morph", concurrency_id="generate")

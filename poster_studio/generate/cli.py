@@ -11,19 +11,20 @@ from .service import PosterGenerator
 
 def _cmd_generate(args) -> int:
     gen = PosterGenerator.load(directory=args.checkpoint)
-    a = gen.check_inputs(genres=args.genres or [], n=args.n, seed=args.seed, truncation=args.truncation,
-                         size=args.size)
-    imgs = gen.generate(a["genres"], n=a["n"], seed=a["seed"], truncation=a["truncation"], size=a["size"])
-    genres = a["genres"]
+    imgs = gen.generate(args.genres or [], n=args.n, seed=args.seed, truncation=args.truncation, size=args.size)
+    titled = gen.typeset(imgs, args.genres or [], args.title, args.tagline, args.credits) if args.title else []
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tag = "-".join(genres) or "any"
+    stem = f"{'-'.join(G.parse_genres(args.genres)) or 'any'}_seed{args.seed}"
     paths = []
     for i, im in enumerate(imgs):
-        p = out / f"{tag}_seed{args.seed}_{i:02d}.png"
-        im.save(p)
-        paths.append(str(p))
-    print(json.dumps({"arch": gen.arch, "native_size": list(gen.native_size), "size": args.size, "files": paths}))
+        paths.append(out / f"{stem}_{i:02d}.png")
+        im.save(paths[-1])
+        if titled:  # the poster with and without the title
+            paths.append(out / f"{stem}_{i:02d}_titled.png")
+            titled[i].save(paths[-1])
+    print(json.dumps({"arch": gen.arch, "native_size": list(gen.native_size), "size": args.size,
+                      "files": [str(p) for p in paths]}))
     return 0
 
 
@@ -47,6 +48,10 @@ def add_cli(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=float, default=0.7, help="0 < psi <= 1 (lower = safer, less varied)")
     p.add_argument("--size", default="native", help=" or ".join(PosterGenerator.SIZES))
+    p.add_argument("--title", default="", help=f"typeset this title onto the posters (at most "
+                                                  f"{PosterGenerator.MAX_TITLE} characters; also writes *_titled.png)")
+    p.add_argument("--tagline", default="", help="with --title: a tagline")
+    p.add_argument("--credits", default="", help="with --title: a credits line (directed by ..., starring ...)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint", default=None, help="generator checkpoint folder (default checkpoints/generator)")
     p.set_defaults(func=_cmd_generate)

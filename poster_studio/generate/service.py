@@ -23,6 +23,7 @@ from ..device import default_device
 from ..errors import CheckpointError, InvalidArgumentError
 from ..images import to_pils
 from .model import ARCHS, CHECKPOINT_NAME, GenerativeNet, norm_condition
+from .title import MAX_CREDITS, MAX_TAGLINE, MAX_TITLE, check_text, overlay_title
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -59,6 +60,7 @@ class PosterGenerator:
     MAX_SEED = 2**31 - 1
     MIN_MORPH_STEPS, MAX_MORPH_STEPS = 2, 16
     SIZES = ("native", "400x600")
+    MAX_TITLE, MAX_TAGLINE, MAX_CREDITS = MAX_TITLE, MAX_TAGLINE, MAX_CREDITS
     UPSCALED_SIZE = (400, 600)  # (W, H)
 
     def __init__(self, net: GenerativeNet, device: Optional[torch.device] = None):
@@ -84,7 +86,8 @@ class PosterGenerator:
 
     # -- arguments
     def check_inputs(self, *, genres: Any = _UNSET, n: Any = _UNSET, seed: Any = _UNSET, truncation: Any = _UNSET,
-                     size: Any = _UNSET, steps: Any = _UNSET) -> dict:
+                     size: Any = _UNSET, steps: Any = _UNSET, title: Any = _UNSET, tagline: Any = _UNSET,
+                     credits: Any = _UNSET) -> dict:
         """Validated arguments (only those given; None is a missing value, except genres None = any genre);
         InvalidArgumentError with a one-line message otherwise."""
         out: dict = {}
@@ -107,6 +110,10 @@ class PosterGenerator:
             out["size"] = check_choice("Size", size, self.SIZES)
         if steps is not _UNSET:
             out["steps"] = check_int("Frames", steps, self.MIN_MORPH_STEPS, self.MAX_MORPH_STEPS)
+        for key, value, limit in (("title", title, self.MAX_TITLE), ("tagline", tagline, self.MAX_TAGLINE),
+                                  ("credits", credits, self.MAX_CREDITS)):
+            if value is not _UNSET:
+                out[key] = check_text(key.capitalize(), value, limit, required_letters=key == "title")
         return out
 
     # -- sampling (unchecked: evaluation and the checked methods below)
@@ -142,6 +149,15 @@ class PosterGenerator:
         a = self.check_inputs(genres=genres, n=n, seed=seed, truncation=truncation, size=size)
         z, gen = self.latents(a["n"], a["seed"], a["truncation"])
         return self.render(z, self.conditions(a["genres"], a["n"], gen), a["size"])
+
+    def typeset(self, images: Sequence[Image.Image], genres: Sequence[str] = (), title: str = "", tagline: str = "",
+                credits: str = "") -> list[Image.Image]:
+        """Copies of the posters with the title, tagline and credits line typeset in the first genre's style (see
+        title.py); an empty title leaves them as they are."""
+        a = self.check_inputs(genres=genres, title=title, tagline=tagline, credits=credits)
+        if not a["title"]:
+            return list(images)
+        return [overlay_title(im, a["title"], a["tagline"], a["credits"], a["genres"]) for im in images]
 
     def morph(self, genres_a: Sequence[str] = (), genres_b: Sequence[str] = (), seed_a: int = 0, seed_b: int = 0,
               steps: int = 8, size: str = "native", truncation: float = 0.7) -> list[Image.Image]:
