@@ -186,3 +186,35 @@ def test_training_is_resumable(tmp_path):
     clf = Classifier.load(directory=tmp_path / "ckpt")
     assert len(load_index(tmp_path / "ckpt").ids) == 48
     assert clf.predict_proba([Image.new("RGB", (182, 268))]).shape == (1, 7)
+
+
+# ------------------------------------------------------------------------------------------ the second judge
+def test_vgg_probe_round_trip_and_judges_like_the_classifier_interface(tmp_path):
+    from poster_studio.classify.probe import FEATURE_DIM, GenreProbe, vgg_features
+
+    imgs = [Image.new("RGB", (120, 180), c) for c in ((200, 20, 20), (20, 20, 200))]
+    f = vgg_features(imgs)
+    assert f.shape == (2, FEATURE_DIM) and np.isfinite(f).all() and not np.allclose(f[0], f[1])
+    probe = GenreProbe()
+    with torch.no_grad():
+        probe.mean.copy_(torch.from_numpy(f.mean(0)))
+        probe.linear.weight.normal_()
+    hub.save_checkpoint(probe, tmp_path / "probe", description="test probe")
+    again = GenreProbe.load(directory=tmp_path / "probe")
+    p = again.predict_proba(imgs)
+    assert p.shape == (2, 7) and np.allclose(p, probe.predict_proba(imgs), atol=1e-6)
+
+
+def test_shipped_vgg_probe_recognises_val_posters():
+    from conftest import DATA_DIR, checkpoint_missing, checkpoints_dir
+
+    if checkpoint_missing("probe") or not (DATA_DIR / "labels.csv").is_file():
+        pytest.skip("probe checkpoint or poster data missing")
+    from poster_studio.classify.probe import GenreProbe
+
+    metrics = json.loads((checkpoints_dir() / "probe" / "metrics.json").read_text())
+    assert metrics["mAP"] > 0.4 and metrics["val_single_genre_top1"]["mean"] > 1 / 7 + 0.1  # well above chance
+    ds = PosterDataset(DATA_DIR / "images", DATA_DIR / "labels.csv", split="val", limit=40)
+    probs = GenreProbe.load().predict_proba([ds.path(i) for i in range(len(ds))])
+    hits = ds.targets.numpy()[np.arange(len(ds)), probs.argmax(1)]
+    assert hits.mean() > 0.35  # the top genre is among the poster's labels far more often than by chance

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from poster_studio import cli, hub
+from poster_studio import genres as G
 from poster_studio.data import default_data_dir
 from poster_studio.errors import CheckpointError, InvalidArgumentError
 from poster_studio.generate import CGANSeed, DCGANSeed, PosterGAN, PosterGenerator, diff_augment
@@ -230,6 +231,12 @@ def test_metrics_behave():
     k_diff, _ = kid(shifted, b, subsets=10)
     assert abs(k_same) < 0.05 and k_diff > 10 * abs(k_same) + 0.05
     assert fid(a, b) < fid(shifted, b)
+    from scipy import linalg  # the closed form equals the textbook formula with a d x d matrix square root
+
+    s1, s2 = np.cov(shifted, rowvar=False), np.cov(b, rowvar=False)
+    textbook = (((shifted.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2)
+                - 2 * np.trace(np.real(linalg.sqrtm(s1 @ s2))))
+    assert fid(shifted, b) == pytest.approx(textbook, rel=1e-6)
     collapsed = np.repeat(a[:1], 50, 0) + rng.normal(scale=0.01, size=(50, 32))
     assert mean_pairwise_distance(collapsed) / mean_pairwise_distance(b) < 0.1
     assert 0.9 < mean_pairwise_distance(a) / mean_pairwise_distance(b) < 1.1
@@ -360,3 +367,31 @@ def test_cli_writes_posters_with_and_without_title(ckpt, tmp_path, capsys):
     assert cli.main(["generate", "--n", "1", "--title", "\U0001F383", "--checkpoint", str(ckpt),
                      "--out", str(tmp_path / "x")]) == 2
     assert "needs letters or digits" in capsys.readouterr().err
+
+
+def test_evaluate_generator_reports_both_feature_spaces_and_both_judges(ckpt, tmp_path):
+    """evaluate-generator scores in EfficientNet-Lite0 and VGG-19 space, under the classifier and the VGG probe."""
+    data = default_data_dir()
+    if not (data / "labels.csv").is_file():
+        pytest.skip(f"poster data not found at {data}")
+    from poster_studio.data import read_labels
+    from poster_studio.generate.evaluate import evaluate_generator
+
+    rows = [r for r in read_labels(data / "labels.csv") if r.split == "val" and len(r.genres) == 1]
+    picked = [r for g in G.GENRES for r in [x for x in rows if x.genres == (g,)][:2]]  # 2 real posters per genre
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,title,year,genres,split\n" + "".join(f"{r.id},t,2000,{r.genres[0]},val\n" for r in picked))
+    res = evaluate_generator(tmp_path / "gen", labels, n_per_genre=3, checkpoint=ckpt, images_root=data / "images",
+                             genres=["Comedy", "Horror_Thriller"])
+    row = res["per_genre"]["Comedy"]
+    for key in ("kid", "fid", "diversity_ratio", "vgg_kid", "vgg_fid", "vgg_diversity_ratio"):
+        assert math.isfinite(row[key]), key
+    assert row["n_generated"] == 3 and row["n_real"] == 2
+    assert res["overall"]["n_real"] == 14 and "pooled_vgg_kid" in res["overall"]
+    from conftest import checkpoint_missing
+
+    for key, name in (("cond_acc", "classifier"), ("probe_cond_acc", "probe")):
+        if checkpoint_missing(name) is None:
+            assert 0.0 <= row[key] <= 1.0 and f"mean_{key}" in res["overall"]
+        else:
+            assert key not in row and key in res["note"]

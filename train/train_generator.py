@@ -246,7 +246,8 @@ def summarize_metrics(eval_files: list[str], extra_files: list[str] | None = Non
     full per-genre results of every evaluation."""
     evals = [json.loads(Path(f).read_text()) for f in eval_files]
     out: dict = {}
-    keys = ("mean_kid", "mean_fid", "mean_cond_acc", "mean_diversity_ratio", "pooled_kid", "pooled_fid")
+    keys = ("mean_kid", "mean_fid", "mean_cond_acc", "mean_diversity_ratio", "pooled_kid", "pooled_fid",
+            "mean_vgg_kid", "mean_vgg_fid", "mean_probe_cond_acc", "mean_vgg_diversity_ratio")
     for f, ev in zip(eval_files, evals):
         arch = _run_label(f, ev)
         for k in keys:
@@ -255,6 +256,9 @@ def summarize_metrics(eval_files: list[str], extra_files: list[str] | None = Non
         out[f"{arch}/kid_per_genre"] = {g: round(r["kid"], 5) for g, r in ev["per_genre"].items() if "kid" in r}
         if all("cond_acc" in r for r in ev["per_genre"].values()):
             out[f"{arch}/cond_acc_per_genre"] = {g: round(r["cond_acc"], 3) for g, r in ev["per_genre"].items()}
+        if all("probe_cond_acc" in r for r in ev["per_genre"].values()):
+            out[f"{arch}/probe_cond_acc_per_genre"] = {g: round(r["probe_cond_acc"], 3)
+                                                       for g, r in ev["per_genre"].items()}
         if ev.get("note"):
             out[f"{arch}/note"] = ev["note"]
     first = evals[0]

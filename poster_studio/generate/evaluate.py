@@ -10,7 +10,11 @@ to it, as the app serves them). On these features:
 - Diversity: mean pairwise Euclidean feature distance of the generated images of a genre, divided by the
   same figure for the real posters of that genre (mode collapse -> ratio well below 1).
 - Conditional accuracy: share of posters generated for genre G whose top-1 genre by the project's
-  classifier (`classifier.Classifier`) is G; skipped with a note when no classifier checkpoint exists.
+  classifier (`classify.Classifier`) is G; skipped with a note when no classifier checkpoint exists.
+The same KID / FID / diversity are also computed in a second feature space, VGG-19 (channel mean and std of
+relu4_1 and relu5_1, `classify.probe.vgg_features`: keys vgg_*), and the conditional accuracy under a second judge,
+the VGG-19 linear genre probe (`classify.probe.GenreProbe`: probe_cond_acc). The v2 generator's discriminator
+sees EfficientNet-Lite0 features, so the EfficientNet figures flatter it; the VGG-19 ones do not.
 """
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ def _extractor() -> torch.nn.Module:
 
 
 @torch.no_grad()
-def features(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+def effnet_features(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
     """(N, 1280) float64 pooled EfficientNet-Lite0 features of RGB PIL images."""
     model = _extractor()
     out = []
@@ -54,6 +58,16 @@ def features(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
                          for im in images[i: i + batch_size]])
         out.append(model(TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)).double().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1280))
+
+
+def _vgg_features(images: Sequence[Image.Image]) -> np.ndarray:
+    from ..classify.probe import vgg_features  # the second judge's feature space
+
+    return vgg_features(list(images)).astype(np.float64)
+
+
+# feature space -> (extractor, prefix of its keys in the result)
+SPACES = {"effnet": (effnet_features, ""), "vgg19": (_vgg_features, "vgg_")}
 
 
 def kid(f_gen: np.ndarray, f_real: np.ndarray, subsets: int = 50, subset_size: int = 1000,
@@ -78,19 +92,16 @@ def kid(f_gen: np.ndarray, f_real: np.ndarray, subsets: int = 50, subset_size: i
 
 
 def fid(f_gen: np.ndarray, f_real: np.ndarray) -> float:
-    """Frechet distance between Gaussian fits of two feature sets."""
-    from scipy import linalg
-
-    if len(f_gen) < 2 or len(f_real) < 2:
+    """Frechet distance between Gaussian fits of two feature sets, computed exactly without a d x d matrix square
+    root: with centred samples X1 (n1 x d), X2 (n2 x d), trace sqrtm(S1 S2) is the nuclear norm of X1 X2^T divided
+    by sqrt((n1-1)(n2-1)) (the nonzero eigenvalues of S1 S2 are the squared singular values of that n1 x n2 matrix)."""
+    n1, n2 = len(f_gen), len(f_real)
+    if n1 < 2 or n2 < 2:
         return float("nan")
-    mu1, mu2 = f_gen.mean(0), f_real.mean(0)
-    s1, s2 = np.cov(f_gen, rowvar=False), np.cov(f_real, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():
-        eps = np.eye(len(s1)) * 1e-6
-        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = np.real(covmean)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    x1, x2 = f_gen - f_gen.mean(0), f_real - f_real.mean(0)
+    cross = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
+    tr1, tr2 = (x1 ** 2).sum() / (n1 - 1), (x2 ** 2).sum() / (n2 - 1)
+    return float(((f_gen.mean(0) - f_real.mean(0)) ** 2).sum() + tr1 + tr2 - 2 * cross)
 
 
 def mean_pairwise_distance(f: np.ndarray, max_items: int = 2000, seed: int = 0) -> float:
@@ -107,8 +118,8 @@ def mean_pairwise_distance(f: np.ndarray, max_items: int = 2000, seed: int = 0) 
 
 # ----------------------------------------------------------------------------------------------- evaluation
 def real_features(labels_csv: str | Path, split: Optional[str], images_root: Optional[str | Path] = None,
-                  cache_dir: Path = CACHE_DIR) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, 1280) and multi-hot labels (N, 7) of the real posters of `split`, cached on disk."""
+                  cache_dir: Path = CACHE_DIR, space: str = "effnet") -> tuple[np.ndarray, np.ndarray]:
+    """Features (N, D) in `space` and multi-hot labels (N, 7) of the real posters of `split`, cached on disk."""
     from safetensors.numpy import load_file, save_file
 
     labels_csv = Path(labels_csv)
@@ -117,7 +128,7 @@ def real_features(labels_csv: str | Path, split: Optional[str], images_root: Opt
     if not records:
         raise InvalidArgumentError(f"No labelled posters for split {split!r} in {labels_csv}.")
     key = hashlib.sha1(("|".join(r.id for r in records) + str(root.resolve()) + str(FEATURE_SIZE)).encode()).hexdigest()[:12]
-    path = cache_dir / f"real_{split}_{len(records)}_{key}.safetensors"
+    path = cache_dir / f"real_{split}_{len(records)}_{key}{'' if space == 'effnet' else '_' + space}.safetensors"
     if path.is_file():
         t = load_file(str(path))
         return t["features"], t["labels"]
@@ -131,7 +142,7 @@ def real_features(labels_csv: str | Path, split: Optional[str], images_root: Opt
                 ok.append(r)
             except Exception:
                 continue
-        feats.append(features(imgs))
+        feats.append(SPACES[space][0](imgs))
         labs.append(np.stack([G.encode(r.genres).numpy() for r in ok]))
     f, l = np.concatenate(feats), np.concatenate(labs).astype(np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -149,16 +160,23 @@ def _load_generated(images_dir: Path, genre: str, limit: Optional[int]) -> list[
     return [load_image(p) for p in files]
 
 
-def _classifier_probs(images: list[Image.Image], state: dict) -> Optional[np.ndarray]:
-    if "clf" not in state:
-        try:
-            from ..classify import Classifier  # a sibling capability, used only as a judge
+def _judges() -> dict:
+    """result key -> loader of a genre judge with predict_proba (sibling capabilities, used only as judges)."""
+    from ..classify import Classifier
+    from ..classify.probe import GenreProbe
 
-            state["clf"] = Classifier.load()
-        except Exception as exc:  # missing/corrupt checkpoint, module not built yet
-            state["clf"] = None
-            state["note"] = f"conditional accuracy skipped: no usable classifier ({type(exc).__name__}: {str(exc)[:160]})"
-    return None if state["clf"] is None else state["clf"].predict_proba(images)
+    return {"cond_acc": Classifier.load, "probe_cond_acc": GenreProbe.load}
+
+
+def _judge_probs(key: str, images: list[Image.Image], state: dict) -> Optional[np.ndarray]:
+    if key not in state:
+        try:
+            state[key] = _judges()[key]()
+        except Exception as exc:  # missing/corrupt checkpoint
+            state[key] = None
+            state.setdefault("notes", []).append(
+                f"{key} skipped: no usable judge ({type(exc).__name__}: {str(exc)[:160]})")
+    return None if state[key] is None else state[key].predict_proba(images)
 
 
 def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split: Optional[str] = "val",
@@ -172,7 +190,10 @@ def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split:
     if not 1 <= int(n_per_genre) <= 5000:
         raise InvalidArgumentError("n-per-genre must be between 1 and 5000.")
     genres = [G.parse_genre(g) for g in genres]
-    result: dict = {"split": split, "feature_extractor": "EfficientNet-Lite0 avg-pool 1280-d @128x192"}
+    result: dict = {"split": split, "feature_extractor": "EfficientNet-Lite0 avg-pool 1280-d @128x192",
+                    "vgg_feature_extractor": "VGG-19 relu4_1 + relu5_1 channel mean/std 2048-d @128x192",
+                    "judges": {"cond_acc": "project classifier (EfficientNet-Lite0)",
+                               "probe_cond_acc": "VGG-19 linear genre probe"}}
     t0 = time.time()
     if checkpoint is not None:
         gen = PosterGenerator.load(directory=checkpoint)
@@ -183,38 +204,44 @@ def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split:
             for i, im in enumerate(gen.render(z, gen.conditions([g], n_per_genre, rng))):
                 im.save(images_dir / g / f"{i:04d}.png")
         result["generate_seconds"] = round(time.time() - t0, 1)
-    f_real, l_real = real_features(labels_csv, split, images_root)
+    real = {space: real_features(labels_csv, split, images_root, space=space) for space in SPACES}
     state: dict = {}
-    per, all_gen = {}, []
+    per: dict = {}
+    all_gen: dict[str, list] = {space: [] for space in SPACES}
     for g in genres:
         imgs = _load_generated(images_dir, g, n_per_genre)
         if not imgs:
             per[g] = {"note": f"no images in {images_dir / g}"}
             continue
-        fg = features(imgs)
-        all_gen.append(fg)
-        fr = f_real[l_real[:, G.GENRES.index(g)] > 0]
-        k, ks = kid(fg, fr, seed=seed)
-        row = {"n_generated": len(imgs), "n_real": int(len(fr)), "kid": k, "kid_std": ks, "fid": fid(fg, fr),
-               "diversity_ratio": mean_pairwise_distance(fg) / mean_pairwise_distance(fr)}
-        probs = _classifier_probs(imgs, state)
-        if probs is not None:
-            row["cond_acc"] = float((probs.argmax(1) == G.GENRES.index(g)).mean())
+        row: dict = {"n_generated": len(imgs)}
+        for space, (extract, pre) in SPACES.items():
+            f_real, l_real = real[space]
+            fg = extract(imgs)
+            all_gen[space].append(fg)
+            fr = f_real[l_real[:, G.GENRES.index(g)] > 0]
+            row[f"{pre}kid"], row[f"{pre}kid_std"] = kid(fg, fr, seed=seed)
+            row.update({f"{pre}fid": fid(fg, fr), "n_real": int(len(fr)),
+                        f"{pre}diversity_ratio": mean_pairwise_distance(fg) / mean_pairwise_distance(fr)})
+        for key in _judges():
+            probs = _judge_probs(key, imgs, state)
+            if probs is not None:
+                row[key] = float((probs.argmax(1) == G.GENRES.index(g)).mean())
         per[g] = row
     result["per_genre"] = per
     rows = [r for r in per.values() if "kid" in r]
     if not rows:
         raise InvalidArgumentError(f"No generated images found under {images_dir}/<Genre>/*.png.")
-    overall = {f"mean_{k}": float(np.mean([r[k] for r in rows]))
-               for k in ("kid", "fid", "diversity_ratio", "cond_acc") if all(k in r for r in rows)}
-    fg_all = np.concatenate(all_gen)
-    overall["pooled_kid"], overall["pooled_kid_std"] = kid(fg_all, f_real, seed=seed)
-    overall["pooled_fid"] = fid(fg_all, f_real)
-    overall["pooled_diversity_ratio"] = mean_pairwise_distance(fg_all) / mean_pairwise_distance(f_real)
-    overall["n_generated"] = int(len(fg_all))
-    overall["n_real"] = int(len(f_real))
+    keys = [f"{pre}{k}" for _, pre in SPACES.values() for k in ("kid", "fid", "diversity_ratio")] + list(_judges())
+    overall = {f"mean_{k}": float(np.mean([r[k] for r in rows])) for k in keys if all(k in r for r in rows)}
+    for space, (_, pre) in SPACES.items():
+        f_real, fg_all = real[space][0], np.concatenate(all_gen[space])
+        overall[f"pooled_{pre}kid"], overall[f"pooled_{pre}kid_std"] = kid(fg_all, f_real, seed=seed)
+        overall[f"pooled_{pre}fid"] = fid(fg_all, f_real)
+        overall[f"pooled_{pre}diversity_ratio"] = mean_pairwise_distance(fg_all) / mean_pairwise_distance(f_real)
+    overall["n_generated"] = int(sum(len(x) for x in all_gen["effnet"]))
+    overall["n_real"] = int(len(real["effnet"][0]))
     result["overall"] = overall
-    if state.get("note"):
-        result["note"] = state["note"]
+    if state.get("notes"):
+        result["note"] = "; ".join(state["notes"])
     result["seconds"] = round(time.time() - t0, 1)
     return result
