@@ -12,7 +12,7 @@ to it, as the app serves them). On these features:
 - Conditional accuracy: share of posters generated for genre G whose top-1 genre by the project's
   classifier (`classify.Classifier`) is G; skipped with a note when no classifier checkpoint exists.
 The same KID / FID / diversity are also computed in a second feature space, VGG-19 (channel mean and std of
-relu4_1 and relu5_1, `classify.probe.vgg_features`: keys vgg_*), and the conditional accuracy under a second judge,
+relu4_1 and relu5_1, `classify.probe.vgg_features`, standardised by the real posters: keys vgg_*), and the conditional accuracy under a second judge,
 the VGG-19 linear genre probe (`classify.probe.GenreProbe`: probe_cond_acc). The v2 generator's discriminator
 sees EfficientNet-Lite0 features, so the EfficientNet figures flatter it; the VGG-19 ones do not.
 """
@@ -66,8 +66,10 @@ def _vgg_features(images: Sequence[Image.Image]) -> np.ndarray:
     return vgg_features(list(images)).astype(np.float64)
 
 
-# feature space -> (extractor, prefix of its keys in the result)
-SPACES = {"effnet": (effnet_features, ""), "vgg19": (_vgg_features, "vgg_")}
+# feature space -> (extractor, prefix of its keys in the result, standardise by the real posters' statistics).
+# VGG-19 channel statistics span orders of magnitude (Caffe scale), which would blow up KID's cubic kernel, so that
+# space is standardised per dimension by the real posters of the split (the same transform for every model).
+SPACES = {"effnet": (effnet_features, "", False), "vgg19": (_vgg_features, "vgg_", True)}
 
 
 def kid(f_gen: np.ndarray, f_real: np.ndarray, subsets: int = 50, subset_size: int = 1000,
@@ -204,7 +206,11 @@ def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split:
             for i, im in enumerate(gen.render(z, gen.conditions([g], n_per_genre, rng))):
                 im.save(images_dir / g / f"{i:04d}.png")
         result["generate_seconds"] = round(time.time() - t0, 1)
-    real = {space: real_features(labels_csv, split, images_root, space=space) for space in SPACES}
+    real, scale = {}, {}
+    for space, (_, _, standardise) in SPACES.items():
+        f, l = real_features(labels_csv, split, images_root, space=space)
+        mu, sd = (f.mean(0), f.std(0) + 1e-6) if standardise else (0.0, 1.0)
+        real[space], scale[space] = ((f - mu) / sd, l), (mu, sd)
     state: dict = {}
     per: dict = {}
     all_gen: dict[str, list] = {space: [] for space in SPACES}
@@ -214,9 +220,9 @@ def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split:
             per[g] = {"note": f"no images in {images_dir / g}"}
             continue
         row: dict = {"n_generated": len(imgs)}
-        for space, (extract, pre) in SPACES.items():
+        for space, (extract, pre, _) in SPACES.items():
             f_real, l_real = real[space]
-            fg = extract(imgs)
+            fg = (extract(imgs) - scale[space][0]) / scale[space][1]
             all_gen[space].append(fg)
             fr = f_real[l_real[:, G.GENRES.index(g)] > 0]
             row[f"{pre}kid"], row[f"{pre}kid_std"] = kid(fg, fr, seed=seed)
@@ -231,9 +237,9 @@ def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split:
     rows = [r for r in per.values() if "kid" in r]
     if not rows:
         raise InvalidArgumentError(f"No generated images found under {images_dir}/<Genre>/*.png.")
-    keys = [f"{pre}{k}" for _, pre in SPACES.values() for k in ("kid", "fid", "diversity_ratio")] + list(_judges())
+    keys = [f"{pre}{k}" for _, pre, _ in SPACES.values() for k in ("kid", "fid", "diversity_ratio")] + list(_judges())
     overall = {f"mean_{k}": float(np.mean([r[k] for r in rows])) for k in keys if all(k in r for r in rows)}
-    for space, (_, pre) in SPACES.items():
+    for space, (_, pre, _) in SPACES.items():
         f_real, fg_all = real[space][0], np.concatenate(all_gen[space])
         overall[f"pooled_{pre}kid"], overall[f"pooled_{pre}kid_std"] = kid(fg_all, f_real, seed=seed)
         overall[f"pooled_{pre}fid"] = fid(fg_all, f_real)
