@@ -407,8 +407,17 @@ def test_evaluate_transfer_json(gt, tmp_path):
             p[:, G.GENRES.index("Drama")] = 1.0
             return p
 
-    res = evaluate_transfer(tmp_path, ["drama", "comedy"], transfer=gt, classifier=FakeClassifier(), size=(64, 96))
+    class FakeProbe:  # the second judge disagrees: it sees Comedy everywhere
+        def predict_proba(self, images):
+            p = np.zeros((len(images), len(G.GENRES)), np.float32)
+            p[:, G.GENRES.index("Comedy")] = 1.0
+            return p
+
+    res = evaluate_transfer(tmp_path, ["drama", "comedy"], transfer=gt, classifier=FakeClassifier(), size=(64, 96),
+                            probe=FakeProbe())
     assert res["genres"]["Drama"]["hit_rate"] == 1.0 and res["genres"]["Comedy"]["hit_rate"] == 0.0
+    assert res["genres"]["Drama"]["hit_rate_probe"] == 0.0 and res["genres"]["Comedy"]["hit_rate_probe"] == 1.0
+    assert res["average"]["hit_rate_probe"] == 0.5
     assert res["average"]["hit_rate"] == 0.5 and res["images"] == 2 and res["size"] == "64x96"
     assert 0 < res["genres"]["Drama"]["ssim"] <= 1 and res["genres"]["Drama"]["seconds_per_image"] > 0
 

@@ -1,5 +1,6 @@
-"""How good genre transfer is: the genre hit rate of restyled pictures under the project's classifier, content
-kept (SSIM of luma) and seconds per image."""
+"""How good genre transfer is: the genre hit rate of restyled pictures under the project's classifier (which
+picked the exemplars) and under a second judge that did not (the VGG-19 genre probe, when its checkpoint is there),
+content kept (SSIM of luma) and seconds per image."""
 from __future__ import annotations
 
 import os
@@ -13,9 +14,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import genres as G
-from ..classify import Classifier  # the judge
+from ..classify import Classifier  # the judge that picked the exemplars
+from ..classify.probe import GenreProbe  # the judge that did not
 from ..data import spread_sample
-from ..errors import InvalidArgumentError
+from ..errors import CheckpointError, InvalidArgumentError
 from ..images import fit_image, load_image, to_tensor
 from .service import GenreTransfer
 from .style import rgb_to_yiq
@@ -45,7 +47,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".ti
 def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence[str], *, engine: str = "fast",
                       strength: float = 1.0, size=(384, 576), steps: Optional[int] = None,
                       transfer: Optional[GenreTransfer] = None, classifier=None, save_dir=None,
-                      n_val_posters: int = 0, data_dir=None) -> dict:
+                      n_val_posters: int = 0, data_dir=None, probe=None) -> dict:
     """Hit rate (top-1 genre of the project's classifier == target), SSIM vs the (fitted) input, s/image.
     Content: the images in `content_dir` plus `n_val_posters` validation posters (see val_posters)."""
     files = []
@@ -63,6 +65,11 @@ def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence
         raise InvalidArgumentError("Give at least one genre.")
     if classifier is None:
         classifier = Classifier.load()
+    if probe is None:
+        try:
+            probe = GenreProbe.load()
+        except CheckpointError:
+            probe = None  # reported without the second judge
     gt = transfer or GenreTransfer.load()
     w, h = gt.check_inputs(content=files[0], genre=gs[0], engine=engine, size=size, steps=steps)["size"]
     contents = [fit_image(load_image(f), (w, h)) for f in files]
@@ -79,7 +86,10 @@ def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence
         sec = (time.perf_counter() - t0) / len(contents)
         probs = classifier.predict_proba(outs)
         hit = float((probs.argmax(1) == G.GENRES.index(g)).mean())
-        result["genres"][g] = {"hit_rate": round(hit, 4),
+        if probe is not None:
+            result["genres"][g] = {"hit_rate_probe": round(float((probe.predict_proba(outs).argmax(1)
+                                                                  == G.GENRES.index(g)).mean()), 4)}
+        result["genres"][g] = {**result["genres"].get(g, {}), "hit_rate": round(hit, 4),
                                "mean_target_prob": round(float(probs[:, G.GENRES.index(g)].mean()), 4),
                                "ssim": round(float(np.mean([ssim(c, o) for c, o in zip(contents, outs)])), 4),
                                "seconds_per_image": round(sec, 3)}
@@ -90,5 +100,6 @@ def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence
                 o.save(d / f"{f.stem}.jpg", quality=90)
     per = result["genres"].values()
     result["average"] = {k: round(float(np.mean([r[k] for r in per])), 4)
-                         for k in ("hit_rate", "mean_target_prob", "ssim", "seconds_per_image")}
+                         for k in ("hit_rate", "hit_rate_probe", "mean_target_prob", "ssim", "seconds_per_image")
+                         if all(k in r for r in per)}
     return result
