@@ -1,8 +1,9 @@
-"""Poster Studio web app: the Generate, Classify and Genre transfer tabs (ui/) over the poster_studio services.
+"""Poster Studio web app: the Generate, Classify, Genre transfer and Dream tabs (ui/) over the poster_studio services.
 
 Run `python app.py` (http://127.0.0.1:7860; --host/--port, or $GRADIO_SERVER_NAME / $PORT / $GRADIO_SERVER_PORT as
 on Hugging Face Spaces). The models load in a background thread, so the server is up in seconds; a tab whose
-model cannot load says why while the others work. API endpoints: /generate, /morph, /classify, /heatmap, /transfer.
+model cannot load says why while the others work. API endpoints: /generate, /morph, /classify, /heatmap, /masks,
+/transfer, /dream.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from ui import classify_tab, generate_tab, transfer_tab  # noqa: E402
+from ui import classify_tab, dream_tab, generate_tab, transfer_tab  # noqa: E402
 from ui.common import OutputFiles, Services, content_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -38,9 +39,10 @@ def build_demo(services: Services | None = None) -> gr.Blocks:
     files = OutputFiles()
     with gr.Blocks(title="Poster Studio", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# 🎬 Poster Studio\nGenerate new movie posters by genre, find out which genres a poster "
-                    "speaks, and restyle any picture as a genre's poster.", elem_id="ps-header")
+                    "speaks, restyle any picture as a genre's poster, and run the classifier backwards.",
+                    elem_id="ps-header")
         with gr.Tabs():
-            tabs = [tab.build(services, files) for tab in (generate_tab, classify_tab, transfer_tab)]
+            tabs = [tab.build(services, files) for tab in (generate_tab, classify_tab, transfer_tab, dream_tab)]
         gr.Markdown("Poster Studio · models and metrics in the model cards under `checkpoints/` · "
                     "[Use via API](?view=api) · training data: research posters, not redistributed",
                     elem_id="ps-footer")

@@ -1,9 +1,10 @@
-"""Re-take the README screenshots (docs/generate.png, docs/classify.png, docs/transfer.png).
+"""Re-take the README screenshots (docs/generate.png, docs/classify.png, docs/transfer.png, docs/dream.png).
 
   python docs/screenshots.py [--url http://127.0.0.1:7860]   # starts the app on loopback unless --url is given
 
 Drives headless Debian chromium through Playwright exactly as a user would: ticks genres and generates,
-drops a poster into Classify, runs a fast genre transfer on a photo.
+drops a poster into Classify (and opens its principal masks), runs a fast genre transfer on a photo, dreams of a
+genre.
 """
 from __future__ import annotations
 
@@ -41,7 +42,10 @@ def _wait(url: str, seconds: float = 120) -> None:
     raise SystemExit(f"app did not answer at {url}")
 
 
-def shoot(url: str, out: Path, tabs=("generate", "classify", "transfer")) -> None:
+TABS = ("generate", "classify", "transfer", "dream")
+
+
+def shoot(url: str, out: Path, tabs=TABS) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -58,6 +62,8 @@ def shoot(url: str, out: Path, tabs=("generate", "classify", "transfer")) -> Non
             _classify(page, out)
         if "transfer" in tabs:
             _transfer(page, out)
+        if "dream" in tabs:
+            _dream(page, out)
         browser.close()
 
 
@@ -77,6 +83,10 @@ def _classify(page, out: Path) -> None:
     drop_file(page, "#clf-image button.upload-container", poster, "image/jpeg")
     page.wait_for_function("(document.querySelector('#clf-label')?.innerText || '').includes('%')")
     time.sleep(4)  # heat maps and similar posters follow the scores
+    page.get_by_text("Principal masks (a second view beside Grad-CAM)").click()
+    page.locator("#clf-masks-btn").click()
+    page.wait_for_function("document.querySelectorAll('#clf-masks img').length >= 3")
+    time.sleep(1.5)
     page.screenshot(path=str(out / "classify.png"), full_page=True)
 
 
@@ -90,12 +100,19 @@ def _transfer(page, out: Path) -> None:
     page.screenshot(path=str(out / "transfer.png"), full_page=True)
 
 
+def _dream(page, out: Path) -> None:
+    page.get_by_role("tab", name="Dream").click()
+    page.locator("#dream-btn").click()
+    page.wait_for_function("(document.querySelector('#dream-label')?.innerText || '').includes('%')")
+    time.sleep(1.5)
+    page.screenshot(path=str(out / "dream.png"), full_page=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default=None)
     ap.add_argument("--out", default=str(ROOT / "docs"))
-    ap.add_argument("--tabs", nargs="+", default=["generate", "classify", "transfer"],
-                    choices=["generate", "classify", "transfer"])
+    ap.add_argument("--tabs", nargs="+", default=list(TABS), choices=TABS)
     args = ap.parse_args()
     proc = None
     url = args.url

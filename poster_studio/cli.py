@@ -15,9 +15,11 @@ import sys
 
 from . import hub
 from .classify import cli as classify_cli
+from .dream import cli as dream_cli
 from .errors import InvalidArgumentError, PosterStudioError
 from .generate import cli as generate_cli
 from .transfer import cli as transfer_cli
+from .upscale import cli as upscale_cli
 
 KNOWN_MODELS = ("classifier", "generator", "transfer")
 
@@ -63,11 +65,14 @@ def add_hub_cli(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m poster_studio",
-                                     description="Poster Studio: generate, classify and genre-transfer movie posters.")
+                                     description="Poster Studio: generate, classify, genre-transfer and dream "
+                                                 "movie posters.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     generate_cli.add_cli(sub)      # generate, evaluate-generator
     classify_cli.add_cli(sub)      # classify, evaluate-classifier
     transfer_cli.add_cli(sub)      # transfer, evaluate-transfer
+    dream_cli.add_cli(sub)         # dream, evaluate-dream
+    upscale_cli.add_cli(sub)       # upscale, evaluate-upscaler
     add_hub_cli(sub)               # pull, push
     return parser
 

@@ -81,7 +81,7 @@ def test_server_starts_within_limit(app_server):
 
 def test_api_lists_the_endpoints(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(named) == {"/generate", "/morph", "/classify", "/heatmap", "/transfer"}
+    assert set(named) == {"/generate", "/morph", "/classify", "/heatmap", "/masks", "/transfer", "/dream"}
 
 
 def _confidences(label: dict) -> dict[str, float]:
@@ -257,6 +257,26 @@ def test_50mb_upload_is_refused_by_its_size(client, app_server, bad_files):
     assert app_server.alive()
 
 
+def test_api_dream_and_masks_real_output(client, synthetic_picture):
+    """/dream: a small genre dream with the classifier's view of it, then deep dream on a picture; /masks: three
+    principal masks with captions."""
+    _needs("classifier")
+    from gradio_client import handle_file
+
+    out, label, notes = client.predict(["Animation"], None, "none", "128x192", 20, 8, 4, 1.4, 1.0, 0,
+                                       api_name="/dream")
+    with Image.open(out) as im:
+        assert im.size == (128, 192)
+    assert label["label"] == "Animation"
+    pic = handle_file(str(synthetic_picture))
+    out, _, notes = client.predict([], pic, "classifier.block3", "picture-150", 20, 2, 2, 1.4, 1.0, 0,
+                                   api_name="/dream")
+    with Image.open(out) as im:
+        assert im.size == (150, 100)
+    masks = client.predict(pic, api_name="/masks")
+    assert len(masks) == 3 and all(m["caption"].startswith(f"Mask {i}") for i, m in enumerate(masks, 1))
+
+
 @pytest.mark.parametrize("api_name, args, message", [
     ("/generate", (["Comedy"], 17, 1, 0.7, "native"), "Count must be a whole number from 1 to 16, got 17."),
     ("/generate", (["Comedy"], 500, 1, 0.7, "native"), "Count must be a whole number from 1 to 16, got 500."),
@@ -273,11 +293,19 @@ def test_50mb_upload_is_refused_by_its_size(client, app_server, bad_files):
      "Steps must be a whole number from 1 to 500, got 0."),
     ("/transfer", ("PIC", "", "fast", 1.0, False, "256x384", 10, []), "Choose a genre (or upload your own style images)."),
     ("/transfer", ("PIC", "Comedy", "slow", 1.0, False, "256x384", 10, []), "Engine must be one of fast, quality, got 'slow'."),
+    ("/dream", ([], None, "none", "auto", 20, 8, 4, 1.4, 1.0, 0),
+     "Choose a genre to dream of, or a layer to deep-dream your picture with."),
+    ("/dream", (["Comedy"], None, "relu4_2", "auto", 20, 8, 4, 1.4, 1.0, 0),
+     "Deep dream with a layer works on a picture: upload one (or drop the layer for a genre dream from noise)."),
+    ("/dream", (["Comedy"], None, "none", "auto", 5000, 8, 4, 1.4, 1.0, 0),
+     "Steps must be a whole number from 1 to 1000, got 5000."),
+    ("/masks", (None,), "No image was given: upload a picture first."),
 ])
 def test_api_bad_arguments_get_the_services_message(client, app_server, synthetic_picture, api_name, args, message):
     """`raw` widgets hand out-of-range values to the services, so the user reads the service's message (never
     Gradio's "Value 500 is greater than maximum value 16")."""
-    _needs({"/generate": "generator", "/morph": "generator", "/classify": "classifier"}.get(api_name, "transfer"))
+    _needs({"/generate": "generator", "/morph": "generator", "/classify": "classifier", "/dream": "classifier",
+            "/masks": "classifier"}.get(api_name, "transfer"))
     from gradio_client import handle_file
 
     args = tuple(handle_file(str(synthetic_picture)) if a == "PIC" else a for a in args)

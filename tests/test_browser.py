@@ -1,5 +1,6 @@
 """A real browser (Debian chromium driven by Playwright, headless) against the app on loopback:
-tick a genre and generate, drop a poster into Classify and see scores, run a transfer and see the output.
+tick a genre and generate, drop a poster into Classify and see scores (and its principal masks), run a transfer and
+see the output, dream of a genre and see what the classifier makes of it.
 Each test saves a screenshot of its tab on failure (to $POSTER_STUDIO_TEST_ARTIFACTS or <tmp>/poster_studio_artifacts).
 """
 from __future__ import annotations
@@ -126,6 +127,30 @@ def test_classify_tab_shows_scores_for_dropped_poster(page, artifacts, tmp_path)
         page.get_by_label("Heatmap for genre").click()
         page.get_by_role("option", name=other, exact=True).click()
         page.get_by_text(f"evidence for {other}").wait_for(timeout=TIMEOUT_MS)
+        page.get_by_text("Principal masks (a second view beside Grad-CAM)").click()
+        page.locator("#clf-masks-btn").click()
+        page.wait_for_function("document.querySelectorAll('#clf-masks img').length >= 3", timeout=TIMEOUT_MS)
+        assert "Mask 1 (" in page.locator("#clf-masks").inner_text()
+        assert page.locator(".toast-body.error").count() == 0
+
+
+def test_dream_tab_dreams_a_genre(page, artifacts):
+    reason = checkpoint_missing("classifier")
+    if reason:
+        pytest.skip(reason)
+    with screenshot_on_failure(page, artifacts, "dream"):
+        page.get_by_role("tab", name="Dream").click()
+        size = page.locator("#dream-size input")
+        size.fill("128x192")
+        size.press("Enter")
+        steps = page.locator("#dream-steps input[type=number]")
+        steps.fill("20")
+        steps.press("Tab")
+        page.locator("#dream-genres").get_by_label("Animation").check()
+        page.locator("#dream-btn").click()
+        page.wait_for_function("(document.querySelector('#dream-label')?.innerText || '').includes('%')",
+                               timeout=TIMEOUT_MS)
+        assert page.locator("#dream-out img").count() >= 1
         assert page.locator(".toast-body.error").count() == 0
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from poster_studio import cli, hub
 from poster_studio import genres as G
@@ -395,3 +396,21 @@ def test_evaluate_generator_reports_both_feature_spaces_and_both_judges(ckpt, tm
             assert 0.0 <= row[key] <= 1.0 and f"mean_{key}" in res["overall"]
         else:
             assert key not in row and key in res["note"]
+
+
+def test_upscaled_posters_come_from_the_learned_upscaler_when_there_is_one(ckpt, tmp_path):
+    from poster_studio.upscale import PosterUpscaler
+
+    net = PosterUpscaler()
+    torch.manual_seed(0)
+    torch.nn.init.normal_(net.body[-2].weight, std=0.01)  # a non-zero residual over bicubic, as after training
+    hub.save_checkpoint(net, tmp_path / "upscaler", description="test upscaler")
+    learned = PosterGenerator.load(directory=ckpt, upscaler_directory=tmp_path / "upscaler")
+    plain = PosterGenerator.load(directory=ckpt, upscaler_directory=tmp_path / "missing")
+    assert (learned.upscale_method, plain.upscale_method) == ("learned upscaler", "Lanczos")
+    native = plain.generate(["Comedy"], n=1, seed=1)[0]
+    a = learned.generate(["Comedy"], n=1, seed=1, size="400x600")[0]
+    b = plain.generate(["Comedy"], n=1, seed=1, size="400x600")[0]
+    assert np.array_equal(arr(b), arr(native.resize((400, 600), Image.Resampling.LANCZOS)))
+    assert np.array_equal(arr(a), arr(learned.upscaler.upscale(native, (400, 600))))
+    assert np.abs(arr(a) - arr(b)).mean() > 1

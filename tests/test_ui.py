@@ -18,7 +18,6 @@ from PIL import Image
 from poster_studio import genres as G
 from poster_studio.errors import CheckpointError, InvalidArgumentError, PosterStudioError
 from ui import common as U
-from ui.transfer_tab import run_watched
 
 
 def _fn(demo, api_name: str):
@@ -86,7 +85,7 @@ def test_services_without_checkpoints_load_in_the_background(tmp_path, monkeypat
     thread = services.start_background()
     assert services.start_background() is thread  # one loader thread
     thread.join(60)
-    for slot, name in zip(services.slots, ("generator", "classifier", "transfer")):
+    for slot, name in zip(services.slots, ("generator", "classifier", "transfer", "classifier"), strict=True):
         assert slot.state == "failed"
         assert f"{name}/config.json" in slot.error and "Train it" in slot.error, slot.error
         assert slot.status_markdown().startswith("### ⚠️ This tab is unavailable\n\n**Model not available:** ")
@@ -230,6 +229,7 @@ def test_content_examples(monkeypatch, tmp_path):
 # ------------------------------------------------------------------------------------------ handlers
 class _FakeGenerator:
     native_size = (128, 192)
+    upscale_method = "learned upscaler"
 
     def generate(self, genres, n, seed, truncation, size):
         w, h = (400, 600) if size == "400x600" else self.native_size
@@ -252,6 +252,13 @@ def test_generate_and_morph_handlers():
     assert len(frames) == 5
     with Image.open(gif) as im:
         assert im.is_animated and im.n_frames == 8  # ping-pong
+
+
+def test_size_choices_name_the_upscaling_method():
+    from ui.generate_tab import size_choices
+
+    assert size_choices(_ready_services(generator=_FakeGenerator()).generator) == [
+        ("Native 128x192", "native"), ("400x600 (learned upscaler)", "400x600")]
 
 
 def test_handlers_without_checkpoints_say_which_model(tmp_path, monkeypatch):
@@ -353,7 +360,7 @@ def test_run_watched_yields_progress_heartbeats_and_the_result():
         time.sleep(0.35)
         return "result"
 
-    items = list(run_watched(job, threading.Event(), stall_s=5, heartbeat_s=0.1))
+    items = list(U.run_watched(job, threading.Event(), stall_s=5, heartbeat_s=0.1))
     assert items[0] == ("progress", (0.5, "preview")) and items[-1] == ("done", "result")
     assert ("heartbeat", None) in items[1:-1]
 
@@ -361,12 +368,12 @@ def test_run_watched_yields_progress_heartbeats_and_the_result():
         raise InvalidArgumentError("bad")
 
     with pytest.raises(InvalidArgumentError, match="bad"):
-        list(run_watched(fails, threading.Event()))
+        list(U.run_watched(fails, threading.Event()))
 
 
 def test_run_watched_cancels_when_the_consumer_stalls():
     cancel, stopped = threading.Event(), threading.Event()
-    items = run_watched(_endless_job(cancel, stopped), cancel, stall_s=0.2, heartbeat_s=0.05)
+    items = U.run_watched(_endless_job(cancel, stopped), cancel, stall_s=0.2, heartbeat_s=0.05)
     assert next(items)[0] == "progress"
     assert not cancel.is_set()
     time.sleep(0.5)  # the client is gone: nobody takes the updates
@@ -376,7 +383,7 @@ def test_run_watched_cancels_when_the_consumer_stalls():
 
 def test_run_watched_cancels_when_closed_early():
     cancel, stopped = threading.Event(), threading.Event()
-    items = run_watched(_endless_job(cancel, stopped), cancel, stall_s=60, heartbeat_s=0.05)
+    items = U.run_watched(_endless_job(cancel, stopped), cancel, stall_s=60, heartbeat_s=0.05)
     for _ in range(3):
         assert next(items)[0] == "progress"
     assert not cancel.is_set()

@@ -22,6 +22,7 @@ The **heatmap** is Grad-CAM: where in the poster the evidence for the chosen gen
 posters** are the nearest neighbours in the model's 128-d embedding of the training posters.
 """
 K_SIMILAR = 5
+MASKS = 3
 # Classify requests running at once (~0.1 s each on one thread); the other tabs run one at a time.
 CLASSIFY_CONCURRENCY = int(os.environ.get("POSTER_STUDIO_CLASSIFY_CONCURRENCY") or 2)
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +57,10 @@ def build(services: Services, files: OutputFiles):
             similar_md = gr.Markdown(label="Similar posters (titles)")
             similar_gallery = gr.Gallery(label="Similar posters", columns=5, height=200, visible=False,
                                          object_fit="contain", allow_preview=True, elem_id="clf-similar")
+        with gr.Accordion("Principal masks (a second view beside Grad-CAM)", open=False):
+            masks_button = gr.Button("Find the principal masks", elem_id="clf-masks-btn")
+            masks_gallery = gr.Gallery(label="Principal masks", columns=MASKS, height=360, object_fit="contain",
+                                       elem_id="clf-masks")
         analysis = gr.State(None)
         pics = examples()
         if pics:
@@ -86,9 +91,20 @@ def build(services: Services, files: OutputFiles):
         g, heat = clf.heatmap(a, genre)
         return files.save(heat, "heatmap"), summary(a, g)
 
+    @guarded
+    def masks(picture):
+        clf = services.classifier.get()
+        out = []
+        for i, m in enumerate(clf.principal_masks(picture, count=MASKS), 1):
+            top = " · ".join(f"{G.DISPLAY_NAMES[g]} {p:.2f}" for g, p in list(m["scores"].items())[:3])
+            out.append((files.save(m["image"], "mask"), f"Mask {i} ({m['variance']:.0%} of the evidence): {top}"))
+        return out
+
     outputs = [label, heatmap_img, summary_md, similar_md, similar_gallery, analysis]
     gr.on([button.click, image.upload], classify, [image, heat_genre], outputs, api_name="classify",
           concurrency_id="classify", concurrency_limit=CLASSIFY_CONCURRENCY)
     heat_genre.input(heatmap, [image, heat_genre, analysis], [heatmap_img, summary_md], api_name="heatmap",
                      concurrency_id="classify", concurrency_limit=CLASSIFY_CONCURRENCY)
+    masks_button.click(masks, [image], [masks_gallery], api_name="masks", concurrency_id="classify",
+                       concurrency_limit=CLASSIFY_CONCURRENCY)
     return [status], lambda: [status_update(services.classifier)]

@@ -1,6 +1,7 @@
 """What the tabs share: the services (loaded once, in the background, each failing alone), turning library errors
-into one-line messages, widgets that hand raw values to the services (which validate them), result files,
-example pictures and poster thumbnails, and ZeroGPU support.
+into one-line messages, long jobs with previews and cancellation (run_watched, Cancels), widgets that hand raw
+values to the services (which validate them), result files, example pictures and poster thumbnails, and ZeroGPU
+support.
 
 Nothing here knows a model: the tabs call the services of poster_studio directly.
 """
@@ -11,6 +12,7 @@ import functools
 import inspect
 import logging
 import os
+import queue
 import random
 import tempfile
 import threading
@@ -24,6 +26,7 @@ import gradio as gr
 from poster_studio import genres as G
 from poster_studio.classify import Classifier
 from poster_studio.data import default_data_dir
+from poster_studio.dream import Dreamer
 from poster_studio.errors import PosterStudioError
 from poster_studio.generate import PosterGenerator
 from poster_studio.images import load_image
@@ -111,11 +114,14 @@ class Services:
         self.transfer: ServiceSlot[GenreTransfer] = ServiceSlot(
             "genre transfer", GenreTransfer.load,
             _hub_hint("transfer", "python train/train_transfer.py` and `python train/build_exemplars.py"))
+        self.dream: ServiceSlot[Dreamer] = ServiceSlot(
+            "dream", lambda: Dreamer(self.classifier.get()),
+            _hub_hint("classifier", "python train/train_classifier.py --data ../shared/data/posters"))
         self._thread: Optional[threading.Thread] = None
 
     @property
     def slots(self) -> tuple[ServiceSlot, ...]:
-        return (self.generator, self.classifier, self.transfer)
+        return (self.generator, self.classifier, self.transfer, self.dream)
 
     def start_background(self) -> threading.Thread:
         if self._thread is None:
@@ -124,7 +130,7 @@ class Services:
         return self._thread
 
     def load_all(self) -> None:
-        for slot in (self.classifier, self.generator, self.transfer):
+        for slot in (self.classifier, self.generator, self.transfer, self.dream):
             slot.load()
 
 
@@ -209,6 +215,66 @@ def gpu(fn):
     except ImportError:
         return fn
     return spaces.GPU(fn)
+
+
+# ------------------------------------------------------------------------------------------------ long jobs
+STALL_S = 5.0       # no update taken for this long: the client is gone, the job stops
+HEARTBEAT_S = 1.0
+
+
+def run_watched(job, cancel: threading.Event, stall_s: float = STALL_S, heartbeat_s: float = HEARTBEAT_S):
+    """Run `job(progress=cb)` in a worker thread; yield ("progress", (fraction, preview)) while it runs, a
+    ("heartbeat", None) at least every `heartbeat_s`, and finally ("done", result) or re-raise its error. When the
+    consumer stops taking items for `stall_s` (its client is gone) or closes this generator, `cancel` is set."""
+    q: "queue.Queue[tuple[str, object]]" = queue.Queue()
+    taken = [time.monotonic()]
+
+    def cb(fraction: float, preview=None) -> None:
+        if time.monotonic() - taken[0] > stall_s:
+            cancel.set()
+        q.put(("progress", (float(fraction), preview)))
+
+    def work():
+        try:
+            q.put(("done", job(progress=cb)))
+        except BaseException as exc:  # handed to the consumer's thread
+            q.put(("error", exc))
+
+    threading.Thread(target=work, name="poster-studio-job", daemon=True).start()
+    try:
+        while True:
+            try:
+                kind, payload = q.get(timeout=heartbeat_s)
+            except queue.Empty:
+                kind, payload = "heartbeat", None
+            if kind == "error":
+                raise payload
+            yield kind, payload
+            taken[0] = time.monotonic()
+            if kind == "done":
+                return
+    finally:
+        cancel.set()  # closed early (cancelled, client gone): the worker stops at its next step
+
+
+class Cancels:
+    """One cancel event per session for a tab's long jobs: the handler `start`s one, the Cancel button sets it."""
+
+    def __init__(self):
+        self._events: dict[str, threading.Event] = {}
+
+    def start(self, request) -> tuple[str, threading.Event]:
+        key = getattr(request, "session_hash", None) or f"api-{uuid.uuid4().hex}"
+        event = self._events[key] = threading.Event()
+        return key, event
+
+    def finish(self, key: str) -> None:
+        self._events.pop(key, None)
+
+    def cancel(self, request: gr.Request) -> None:
+        event = self._events.get(getattr(request, "session_hash", None) or "")
+        if event is not None:
+            event.set()
 
 
 # ------------------------------------------------------------------------------------------------ widgets

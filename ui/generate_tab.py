@@ -14,8 +14,10 @@ HOW = """
 conditional batch norm fed by a learned embedding of the ticked genres (a multi-hot condition, so
 *Comedy + Romance* is a real request; none ticked = genres drawn from the training data's mix), trained
 against a spectral-norm **projection discriminator** with the hinge loss, **DiffAugment** and an **EMA** of the
-generator weights. Posters come out natively in the 2:3 shape at the size shown in *Size*; *400x600* is
-Lanczos resampling of them (model card: `checkpoints/generator/README.md`). The **seed** makes results
+generator weights. Posters come out natively in the 2:3 shape at the size shown in *Size*; *400x600* is made by
+the learned upscaler (a compact super-resolution network trained here on poster thumbnails,
+`checkpoints/upscaler`) when it is installed, else by Lanczos resampling: the size option names which
+(model cards: `checkpoints/generator/README.md`, `checkpoints/upscaler/README.md`). The **seed** makes results
 reproducible; **truncation** below 1 scales the noise down: safer, less varied posters.
 **Morph** interpolates (slerp of the noise, linear genre weights) between two genre sets or two seeds.
 **Title overlay** typesets your title, tagline and credits in a font and colours that fit the first ticked genre
@@ -29,7 +31,8 @@ EXAMPLES = [[["Horror_Thriller"], 8, 7], [["Comedy", "Romance"], 8, 42], [["Anim
 def size_choices(slot) -> list[tuple[str, str]]:
     gen = slot.service
     native = f"Native {gen.native_size[0]}x{gen.native_size[1]}" if gen is not None else "Native"
-    return [(native, "native"), ("Upscaled 400x600", "400x600")]
+    up = f"400x600 ({gen.upscale_method})" if gen is not None else "Upscaled 400x600"
+    return [(native, "native"), (up, "400x600")]
 
 
 def build(services: Services, files: OutputFiles):
@@ -48,7 +51,7 @@ def build(services: Services, files: OutputFiles):
                 truncation = raw(gr.Slider(0.1, 1.0, value=0.7, step=0.05,
                                            label="Truncation (lower = safer, higher = more varied)"))
                 size = raw(gr.Radio(size_choices(services.generator), value="native", label="Size",
-                                    info="400x600 is Lanczos resampling of the native poster: larger, no new detail."))
+                                    info="400x600: the native poster enlarged by the method named."))
                 with gr.Accordion("Title overlay (optional)", open=False):
                     title = raw(gr.Textbox("", label="Title", max_length=L.MAX_TITLE, elem_id="gen-title",
                                            placeholder="typeset in the genre's style, where the poster's title band is"))

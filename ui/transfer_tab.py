@@ -1,15 +1,11 @@
 """The Genre transfer tab: restyle a picture as a genre's poster (fast AdaIN or quality Gatys with previews).
 
-A quality job runs in a worker thread and stops within seconds when its client is gone: the handler streams
-(a heartbeat at least every second), and the job cancels itself when nobody has taken an update for
-STALL_S seconds, or when the handler is closed or cancelled (the Cancel button, a closed tab, a dropped API
-client). The quality engine takes one job at a time and refuses a second at once, so fast transfers never
-wait behind a job of minutes."""
+A quality job runs in a worker thread and stops within seconds when its client is gone (ui.common.run_watched:
+the handler streams a heartbeat at least every second; the job is cancelled when nobody takes an update for
+STALL_S seconds, or when the handler is closed or cancelled: the Cancel button, a closed tab, a dropped API
+client). The quality engine takes one job at a time and refuses a second at once, so fast transfers never wait
+behind a job of minutes."""
 from __future__ import annotations
-
-import queue
-import threading
-import time
 
 import gradio as gr
 
@@ -18,8 +14,8 @@ from poster_studio.images import image_notes
 from poster_studio.transfer import GenreTransfer
 from poster_studio.transfer.engines import DEFAULT_STEPS
 
-from .common import GENRE_CHOICES, OutputFiles, Services, content_examples, gpu, guarded, image_input, \
-    notes_markdown, poster_gallery, poster_list_markdown, raw, status_markdown, status_update
+from .common import GENRE_CHOICES, Cancels, OutputFiles, Services, content_examples, gpu, guarded, image_input, \
+    notes_markdown, poster_gallery, poster_list_markdown, raw, run_watched, status_markdown, status_update
 
 HOW = """
 **Method:** neural style transfer from *exemplar posters* the classifier picked per genre: among the posters
@@ -32,8 +28,6 @@ blended exemplar statistics and a decoder trained here paints the result (about 
 and style, **preserve colours** keeps your picture's colours. A picture that is not 2:3 is **cropped** to its
 centre or **fitted** whole on a blurred backdrop of itself.
 """
-STALL_S = 5.0       # no update taken for this long: the client is gone, the quality job stops
-HEARTBEAT_S = 1.0
 EXAMPLE_GENRES = ["Horror_Thriller", "Comedy", "Animation", "Romance", "Action_Adventure", "Drama"]
 
 
@@ -47,44 +41,9 @@ def exemplars_view(svc: GenreTransfer, genre, style_files) -> tuple[str, list]:
     return poster_list_markdown(items, f"Exemplar posters for {G.DISPLAY_NAMES[g]}"), poster_gallery(items)
 
 
-def run_watched(job, cancel: threading.Event, stall_s: float = STALL_S, heartbeat_s: float = HEARTBEAT_S):
-    """Run `job(progress=cb)` in a worker thread; yield ("progress", (fraction, preview)) while it runs, a
-    ("heartbeat", None) at least every `heartbeat_s`, and finally ("done", result) or re-raise its error. When the
-    consumer stops taking items for `stall_s` (its client is gone) or closes this generator, `cancel` is set."""
-    q: "queue.Queue[tuple[str, object]]" = queue.Queue()
-    taken = [time.monotonic()]
-
-    def cb(fraction: float, preview=None) -> None:
-        if time.monotonic() - taken[0] > stall_s:
-            cancel.set()
-        q.put(("progress", (float(fraction), preview)))
-
-    def work():
-        try:
-            q.put(("done", job(progress=cb)))
-        except BaseException as exc:  # handed to the consumer's thread
-            q.put(("error", exc))
-
-    threading.Thread(target=work, name="poster-studio-quality", daemon=True).start()
-    try:
-        while True:
-            try:
-                kind, payload = q.get(timeout=heartbeat_s)
-            except queue.Empty:
-                kind, payload = "heartbeat", None
-            if kind == "error":
-                raise payload
-            yield kind, payload
-            taken[0] = time.monotonic()
-            if kind == "done":
-                return
-    finally:
-        cancel.set()  # closed early (cancelled, client gone): the worker stops at its next step
-
-
 def build(services: Services, files: OutputFiles):
     L = GenreTransfer
-    cancel_events: dict[str, threading.Event] = {}
+    cancels = Cancels()
     with gr.Tab("Genre transfer", id="transfer"):
         status = status_markdown(services.transfer)
         with gr.Row():
@@ -130,8 +89,7 @@ def build(services: Services, files: OutputFiles):
         style_files = [getattr(f, "name", f) for f in (style_files or [])]
         md, thumbs = exemplars_view(svc, genre, style_files)
         thumbs_update = gr.Gallery(value=thumbs or None, visible=bool(thumbs))
-        key = getattr(request, "session_hash", None) or f"api-{id(request)}"
-        cancel = cancel_events[key] = threading.Event()
+        key, cancel = cancels.start(request)
 
         def job(progress=None):
             return svc.transfer(picture, genre, engine=engine, strength=strength, preserve_color=preserve_color,
@@ -158,15 +116,13 @@ def build(services: Services, files: OutputFiles):
                 else:
                     yield done(payload)
         finally:
-            cancel_events.pop(key, None)
-
-    def cancel_transfer(request: gr.Request):
-        ev = cancel_events.get(getattr(request, "session_hash", None) or "")
-        if ev is not None:
-            ev.set()
+            cancels.finish(key)
 
     button.click(transfer, [content, genre, engine, strength, preserve, size, steps, styles, fit],
                  [result, exemplars_md, exemplars_gallery], api_name="transfer", concurrency_id="transfer",
                  concurrency_limit=2)
+    def cancel_transfer(request: gr.Request):
+        cancels.cancel(request)
+
     cancel_button.click(cancel_transfer, None, None, api_visibility="private", queue=False)
     return [status], lambda: [status_update(services.transfer)]

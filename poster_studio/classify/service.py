@@ -15,14 +15,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.transforms.v2 import functional as TF
 
 from .. import genres as G
 from .. import hub
 from ..checks import check_float, check_int
 from ..device import default_device
+from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CheckpointError
-from ..images import ImageInput, fit_image, image_notes, load_image, needs_fitting
-from .model import CHECKPOINT_NAME, INDEX_TENSORS, EmbeddingIndex, PosterClassifier, load_index, preprocess
+from ..images import ImageInput, fit_image, image_notes, load_image, needs_fitting, to_pil, to_tensor
+from .masks import apply_mask, principal_components, saliency_masks, spotlight
+from .model import CHECKPOINT_NAME, INDEX_TENSORS, EmbeddingIndex, PosterClassifier, fit_to_input, load_index, \
+    preprocess
 
 
 _UNSET: Any = object()  # check_inputs: "argument not given" (None is a value the user can send: no picture)
@@ -45,6 +49,9 @@ class Classifier:
     """Genre classification service: predictions, Grad-CAM heatmaps and similar posters."""
 
     MAX_K = 50              # similar posters per request
+    MAX_MASKS = 5           # principal masks per request
+    MASK_GENRES = 5         # principal masks: the top genres whose saliency masks are decomposed
+    MASK_DISPLAY_HEIGHT = 432
     BATCH = 32
 
     def __init__(self, model: PosterClassifier, index: Optional[EmbeddingIndex] = None,
@@ -64,9 +71,9 @@ class Classifier:
 
     # -- arguments
     def check_inputs(self, *, image: Any = _UNSET, genre: Any = _UNSET, k: Any = _UNSET,
-                     alpha: Any = _UNSET) -> dict:
+                     alpha: Any = _UNSET, count: Any = _UNSET, top: Any = _UNSET) -> dict:
         """Validated arguments (only those given; None is a missing value, except genre None = "top"):
-        image -> RGB PIL, genre -> label or "top", k, alpha."""
+        image -> RGB PIL, genre -> label or "top", k, alpha, count (principal masks), top (genres decomposed)."""
         out: dict = {}
         if image is not _UNSET:
             out["image"] = load_image(image)
@@ -76,6 +83,10 @@ class Classifier:
             out["k"] = check_int("Similar posters (k)", k, 0, self.MAX_K)
         if alpha is not _UNSET:
             out["alpha"] = check_float("Heatmap opacity", alpha, 0.0, 1.0)
+        if count is not _UNSET:
+            out["count"] = check_int("Principal masks", count, 1, self.MAX_MASKS)
+        if top is not _UNSET:
+            out["top"] = check_int("Genres for the masks", top, 2, len(self.genres))
         return out
 
     # -- batches (evaluation, other capabilities)
@@ -143,3 +154,34 @@ class Classifier:
         heat = matplotlib.colormaps["jet"](cam)[..., :3]
         out = (1 - a["alpha"]) * np.asarray(shown, dtype=np.float32) / 255.0 + a["alpha"] * heat
         return g, Image.fromarray((out * 255).clip(0, 255).astype(np.uint8))
+
+    # -- principal masks
+    def _normalized_model(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD))
+
+    def principal_masks(self, image: ImageInput, count: int = 3, top: int = MASK_GENRES) -> list[dict]:
+        """The first `count` principal masks of the saliency masks of the picture's `top` genres (masks.py), each a
+        dict: "image" (the picture under it as a spotlight, PIL), "mask" (PIL), "variance" (share of the masks' energy),
+        "loadings" ({genre: weight of its saliency mask}), "scores" ({genre: probability of the masked picture},
+        highest first)."""
+        a = self.check_inputs(image=image, count=count, top=top)
+        img = a["image"]
+        x = to_tensor(fit_to_input(img, self.model.image_size))[None].to(self.device)
+        with torch.no_grad():
+            p = torch.sigmoid(self._normalized_model(x))[0]
+        idx = torch.argsort(p, descending=True)[: a["top"]].tolist()
+        comps, variance, loadings = principal_components(saliency_masks(self._normalized_model, x, idx), a["count"])
+        h = min(self.MASK_DISPLAY_HEIGHT, max(img.height, self.model.image_size[0]))
+        hh, ww = self.model.image_size
+        shown = to_tensor(fit_to_input(img, (h, round(h * ww / hh))))[None]
+        out = []
+        for k in range(len(comps)):
+            with torch.no_grad():
+                q = torch.sigmoid(self._normalized_model(apply_mask(x, comps[k])))[0].cpu().tolist()
+            order = sorted(range(len(q)), key=lambda i: -q[i])
+            mask = comps[k].cpu()
+            out.append({"image": to_pil(spotlight(shown, mask)), "mask": to_pil(mask[None].expand(3, -1, -1)),
+                        "variance": round(float(variance[k]), 4),
+                        "loadings": {self.genres[g]: round(float(loadings[j, k]), 4) for j, g in enumerate(idx)},
+                        "scores": {self.genres[i]: round(q[i], 4) for i in order}})
+        return out

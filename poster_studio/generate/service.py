@@ -9,6 +9,7 @@ its limits are the class attributes (the app's widgets take their ranges from th
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -22,8 +23,11 @@ from ..checks import check_choice, check_float, check_int
 from ..device import default_device
 from ..errors import CheckpointError, InvalidArgumentError
 from ..images import to_pils
+from ..upscale import Upscaler
 from .model import ARCHS, CHECKPOINT_NAME, GenerativeNet, norm_condition
 from .title import MAX_CREDITS, MAX_TAGLINE, MAX_TITLE, check_text, overlay_title
+
+log = logging.getLogger(__name__)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -63,9 +67,10 @@ class PosterGenerator:
     MAX_TITLE, MAX_TAGLINE, MAX_CREDITS = MAX_TITLE, MAX_TAGLINE, MAX_CREDITS
     UPSCALED_SIZE = (400, 600)  # (W, H)
 
-    def __init__(self, net: GenerativeNet, device: Optional[torch.device] = None):
+    def __init__(self, net: GenerativeNet, device: Optional[torch.device] = None, upscaler: Optional[Upscaler] = None):
         self.device = device or default_device()
         self.net = net.eval().requires_grad_(False).to(self.device)
+        self.upscaler = upscaler  # 400x600 output: the learned upscaler when given, else Lanczos
         self.genres = tuple(getattr(net, "genres", None) or G.GENRES)  # the checkpoint's own genre order
         prior = getattr(net, "genre_prior", None) or {g: 1.0 / len(self.genres) for g in self.genres}
         keys = list(prior)
@@ -73,8 +78,20 @@ class PosterGenerator:
         self._prior_probs = torch.tensor([float(prior[k]) for k in keys], dtype=torch.float64)
 
     @classmethod
-    def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None) -> "PosterGenerator":
-        return cls(load_net(directory=directory, hub_repo=hub_repo))
+    def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None,
+             upscaler_directory: Optional[str | Path] = None) -> "PosterGenerator":
+        """The generator checkpoint, with the learned upscaler (checkpoints/upscaler) when there is one."""
+        try:
+            upscaler = Upscaler.load(directory=upscaler_directory, hub_repo=hub_repo)
+        except Exception as exc:  # optional: without it 400x600 is Lanczos resampling
+            log.info("no learned upscaler (%s): 400x600 posters are Lanczos-resampled", str(exc).splitlines()[0])
+            upscaler = None
+        return cls(load_net(directory=directory, hub_repo=hub_repo), upscaler=upscaler)
+
+    @property
+    def upscale_method(self) -> str:
+        """What makes the 400x600 posters (said in the UI)."""
+        return "learned upscaler" if self.upscaler is not None else "Lanczos"
 
     @property
     def native_size(self) -> tuple[int, int]:
@@ -139,7 +156,8 @@ class PosterGenerator:
     def render(self, z: torch.Tensor, c: torch.Tensor, size: str = "native") -> list[Image.Image]:
         imgs = to_pils(self.net(z.to(self.device), c.to(self.device)), (-1.0, 1.0))
         if size == "400x600":
-            imgs = [im.resize(self.UPSCALED_SIZE, Image.Resampling.LANCZOS) for im in imgs]
+            imgs = [self.upscaler.upscale(im, self.UPSCALED_SIZE) if self.upscaler is not None else
+                    im.resize(self.UPSCALED_SIZE, Image.Resampling.LANCZOS) for im in imgs]
         return imgs
 
     # -- the service
