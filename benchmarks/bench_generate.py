@@ -1,4 +1,5 @@
-"""Poster generation latency on this CPU: 8 posters at native size and upscaled to 400x600 (Lanczos).
+"""Poster generation latency on this CPU: 8 posters at native size and upscaled to 400x600 (by the learned
+upscaler when checkpoints/upscaler exists, else Lanczos: the JSON says which).
 
   python benchmarks/bench_generate.py [--n 8] [--repeats 5] [--threads 0] [--checkpoint DIR] [--out FILE]
 
@@ -51,6 +52,7 @@ def main(argv=None) -> dict:
         gen, source = PosterGenerator(PosterGAN()), f"random init ({str(exc)[:80]})"
     result = {
         "checkpoint": source, "arch": gen.arch, "native_size": list(gen.native_size), "n": args.n,
+        "upscaler": gen.upscale_method,
         "threads": torch.get_num_threads(),
         "native": timed(lambda: gen.generate(args.genres, n=args.n, seed=0), args.repeats),
         "upscaled_400x600": timed(lambda: gen.generate(args.genres, n=args.n, seed=0, size="400x600"), args.repeats),
