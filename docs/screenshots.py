@@ -103,7 +103,7 @@ def _transfer(page, out: Path) -> None:
 def _dream(page, out: Path) -> None:
     page.get_by_role("tab", name="Dream").click()
     page.locator("#dream-btn").click()
-    page.wait_for_function("(document.querySelector('#dream-label')?.innerText || '').includes('%')")
+    page.wait_for_function("(document.querySelector('#dream-label')?.innerText || '').includes('Horror')")
     time.sleep(1.5)
     page.screenshot(path=str(out / "dream.png"), full_page=True)
 

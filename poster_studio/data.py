@@ -1,6 +1,7 @@
 """Poster data: the labels CSV (shared format or Kaggle `MovieGenre.csv`), a torch Dataset over the
 poster JPEGs, 2:3 poster-shaped transforms (torchvision.transforms.v2), genre-balanced sampling weights,
-the genre-combination prior, and genre-spread samples of a split.
+the genre-combination prior, genre-spread samples of a split, and the uint8 poster cache the GAN-style training
+scripts share (`poster_cache`).
 """
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import csv
 import hashlib
 import os
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -19,7 +22,7 @@ from torchvision.transforms import v2 as T
 
 from . import genres as G
 from .errors import InvalidArgumentError
-from .images import load_image
+from .images import fit_image, load_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -167,3 +170,39 @@ class PosterDataset(Dataset):
         if self.transform is not None:
             img = self.transform(img)
         return img, self.targets[i]
+
+
+def poster_cache(data: str | os.PathLike, cache_dir: str | os.PathLike, split: str = "train",
+                 max_images: Optional[int] = None, show: bool = True, size: tuple[int, int] = (128, 192)) -> dict:
+    """All labelled posters of `split` as uint8 (N, 3, H, W) at size (W, H) (centre-fitted to 2:3) + (N, 7) multi-hot
+    labels + their records, built once into cache_dir/posters_<split>_<N>_<W>x<H>.safetensors and reused, so a
+    training step never decodes a JPEG. A broken JPEG is skipped, not fatal."""
+    from safetensors.torch import load_file, save_file
+    from tqdm import tqdm
+
+    data, cache_dir = Path(data), Path(cache_dir)
+    cache_w, cache_h = size
+    records = [r for r in read_labels(data / "labels.csv") if r.split == split and r.genres]
+    if max_images:
+        records = records[:max_images]
+    path = cache_dir / f"posters_{split}_{len(records)}_{cache_w}x{cache_h}.safetensors"
+    if path.is_file():
+        t = load_file(str(path))
+        return {"images": t["images"], "labels": t["labels"], "records": records}
+    images = torch.empty(len(records), 3, cache_h, cache_w, dtype=torch.uint8)
+    keep = []
+    for r in tqdm(records, desc="caching posters", disable=not show, mininterval=5):
+        try:
+            img = fit_image(load_image(data / "images" / f"{r.id}.jpg"), (cache_w, cache_h))
+        except Exception as exc:
+            print(f"skip {r.id}: {exc}", file=sys.stderr)
+            continue
+        images[len(keep)] = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+        keep.append(r)
+    images = images[: len(keep)].contiguous()
+    labels = torch.stack([G.encode(r.genres) for r in keep])
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({"images": images, "labels": labels}, str(tmp))
+    tmp.replace(path)
+    return {"images": images, "labels": labels, "records": keep}

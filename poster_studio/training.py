@@ -1,6 +1,7 @@
 """Resumable training state without pickle: nested dicts of tensors (model and optimizer state dicts,
 counters, histories) flattened into one safetensors file, non-tensor leaves kept as JSON metadata.
 Written atomically (temporary file + rename) so a kill mid-save never leaves a broken state.
+Also what the GAN training scripts share: the EMA of a generator's weights and the loss plot.
 """
 from __future__ import annotations
 
@@ -73,3 +74,41 @@ def load_state(path: str | os.PathLike) -> dict:
         return node
 
     return fix(root)
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model for the parameters; buffers copied."""
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def save_loss_plot(history: dict, path: str | os.PathLike, keys: tuple[str, ...] = ("d_loss", "g_loss"),
+                   title: str = "GAN losses (moving average)") -> None:
+    """Moving averages of history[key] against history["step"], written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = history.get("step", [])
+    if not steps:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for k in keys:
+        v = torch.tensor(history[k], dtype=torch.float32)
+        k_s = max(1, len(v) // 50)
+        sm = torch.nn.functional.avg_pool1d(v[None, None], k_s, 1, 0)[0, 0] if len(v) >= k_s else v
+        ax.plot(steps[: len(sm)], sm.tolist(), label=k)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)

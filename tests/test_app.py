@@ -273,8 +273,9 @@ def test_api_dream_and_masks_real_output(client, synthetic_picture):
                                    api_name="/dream")
     with Image.open(out) as im:
         assert im.size == (150, 100)
-    masks = client.predict(pic, api_name="/masks")
-    assert len(masks) == 3 and all(m["caption"].startswith(f"Mask {i}") for i, m in enumerate(masks, 1))
+    masks, text = client.predict(pic, api_name="/masks")
+    assert len(masks) == 3 and all(m["caption"].startswith(f"Mask {i} (") for i, m in enumerate(masks, 1))
+    assert text.count("of the evidence") == 3
 
 
 @pytest.mark.parametrize("api_name, args, message", [
@@ -292,7 +293,8 @@ def test_api_dream_and_masks_real_output(client, synthetic_picture):
     ("/transfer", ("PIC", "Comedy", "quality", 1.0, False, "256x384", 0, []),
      "Steps must be a whole number from 1 to 500, got 0."),
     ("/transfer", ("PIC", "", "fast", 1.0, False, "256x384", 10, []), "Choose a genre (or upload your own style images)."),
-    ("/transfer", ("PIC", "Comedy", "slow", 1.0, False, "256x384", 10, []), "Engine must be one of fast, quality, got 'slow'."),
+    ("/transfer", ("PIC", "Comedy", "slow", 1.0, False, "256x384", 10, []),
+     "Engine must be one of fast, quality, translate, got 'slow'."),
     ("/dream", ([], None, "none", "auto", 20, 8, 4, 1.4, 1.0, 0),
      "Choose a genre to dream of, or a layer to deep-dream your picture with."),
     ("/dream", (["Comedy"], None, "relu4_2", "auto", 20, 8, 4, 1.4, 1.0, 0),

@@ -34,21 +34,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from poster_studio import genres as G  # noqa: E402
 from poster_studio import hub  # noqa: E402
-from poster_studio.data import balanced_weights, default_data_dir, genre_combinations, read_labels  # noqa: E402
+from poster_studio.data import balanced_weights, default_data_dir, genre_combinations, poster_cache  # noqa: E402
 from poster_studio.device import default_device  # noqa: E402
 from poster_studio.generate import ARCHS, diff_augment  # noqa: E402
-from poster_studio.images import fit_image, load_image  # noqa: E402
-from poster_studio.training import load_state, save_state  # noqa: E402
+from poster_studio.training import ema_update, load_state, save_loss_plot, save_state  # noqa: E402
 
 HINGE_ARCHS = ("projected", "ours")  # hinge loss, DiffAugment, EMA; the seeds use BCE as their recipes did
 
@@ -104,37 +102,6 @@ def parse_args(argv=None):
 
 
 # ----------------------------------------------------------------------------------------------- data
-def build_cache(data: Path, cache_dir: Path, split: str, max_images: int | None, show: bool = True,
-                size: tuple[int, int] = (128, 192)) -> dict:
-    """uint8 (N, 3, H, W) posters at size (W, H) + (N, 7) multi-hot labels, built once and reused (safetensors)."""
-    cache_w, cache_h = size
-    records = [r for r in read_labels(data / "labels.csv") if r.split == split and r.genres]
-    if max_images:
-        records = records[:max_images]
-    tag = f"{split}_{len(records)}_{cache_w}x{cache_h}"
-    path = cache_dir / f"posters_{tag}.safetensors"
-    if path.is_file():
-        t = load_file(str(path))
-        return {"images": t["images"], "labels": t["labels"], "records": records}
-    images = torch.empty(len(records), 3, cache_h, cache_w, dtype=torch.uint8)
-    keep = []
-    for i, r in enumerate(tqdm(records, desc="caching posters", disable=not show, mininterval=5)):
-        try:
-            img = fit_image(load_image(data / "images" / f"{r.id}.jpg"), (cache_w, cache_h))
-        except Exception as exc:  # a broken JPEG is skipped, not fatal
-            print(f"skip {r.id}: {exc}", file=sys.stderr)
-            continue
-        images[len(keep)] = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
-        keep.append(r)
-    images = images[: len(keep)].contiguous()
-    labels = torch.stack([G.encode(r.genres) for r in keep])
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({"images": images, "labels": labels}, str(tmp))
-    tmp.replace(path)
-    return {"images": images, "labels": labels, "records": keep}
-
-
 def real_batch(images_u8: torch.Tensor, arch: str, gen: torch.Generator) -> torch.Tensor:
     """uint8 cached posters -> float [-1, 1] at the arch's training shape, random horizontal flip."""
     cache_h, cache_w = images_u8.shape[-2:]
@@ -168,14 +135,6 @@ def make_models(arch: str, width_scale: float, prior: dict):
     return g_cls(ngf=ngf, genre_prior=prior), d_cls(ndf=ngf)
 
 
-@torch.no_grad()
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm, 1.0 - decay)
-    for be, bm in zip(ema.buffers(), model.buffers()):
-        be.copy_(bm)
-
-
 def fixed_grid_inputs(z_dim: int, cols: int = 8, seed: int = 1234):
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(cols, z_dim, generator=g).repeat(G.NUM_GENRES, 1)
@@ -195,32 +154,6 @@ def save_samples(net, path: Path, cols: int = 8) -> None:
     net.train(was)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(make_grid((x + 1) / 2, nrow=cols, padding=2), str(path))
-
-
-def save_loss_plot(history: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = history.get("step", [])
-    if not steps:
-        return
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for k in ("d_loss", "g_loss"):
-        v = torch.tensor(history[k])
-        k_s = max(1, len(v) // 50)
-        sm = torch.nn.functional.avg_pool1d(v[None, None], k_s, 1, 0)[0, 0] if len(v) >= k_s else v
-        ax.plot(steps[: len(sm)], sm.tolist(), label=k)
-    ax.set_xlabel("step")
-    ax.set_title("GAN losses (moving average)")
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
 
 
 ARCH_NOTES = {
@@ -352,7 +285,7 @@ def main(argv=None) -> dict:
 
     if rank:  # rank 0 builds the poster cache, the others wait and read it
         torch.distributed.barrier()
-    cache = build_cache(Path(args.data), Path(args.cache), args.split, args.max_images, show, cache_size(args.arch))
+    cache = poster_cache(args.data, args.cache, args.split, args.max_images, show, cache_size(args.arch))
     if world > 1 and not rank:
         torch.distributed.barrier()
     images, labels = cache["images"], cache["labels"]

@@ -20,6 +20,10 @@ HOW = """
 sigmoid per genre (a poster can have several) and per-genre decision thresholds tuned on held-out posters.
 The **heatmap** is Grad-CAM: where in the poster the evidence for the chosen genre was found. **Similar
 posters** are the nearest neighbours in the model's 128-d embedding of the training posters.
+**Principal masks** (as in the MindsEye study): each of the top genres' scores is backpropagated to the pixels, and
+a PCA of those saliency masks gives the principal masks: the first is the evidence all genres share, the next ones
+what tells the genres apart. Each is shown in the heatmap's colours, with the genres the classifier finds when it
+sees only that part of the picture.
 """
 K_SIMILAR = 5
 MASKS = 3
@@ -59,8 +63,9 @@ def build(services: Services, files: OutputFiles):
                                          object_fit="contain", allow_preview=True, elem_id="clf-similar")
         with gr.Accordion("Principal masks (a second view beside Grad-CAM)", open=False):
             masks_button = gr.Button("Find the principal masks", elem_id="clf-masks-btn")
-            masks_gallery = gr.Gallery(label="Principal masks", columns=MASKS, height=360, object_fit="contain",
+            masks_gallery = gr.Gallery(label="Principal masks", columns=MASKS, height="auto", object_fit="contain",
                                        elem_id="clf-masks")
+            masks_md = gr.Markdown()
         analysis = gr.State(None)
         pics = examples()
         if pics:
@@ -94,17 +99,18 @@ def build(services: Services, files: OutputFiles):
     @guarded
     def masks(picture):
         clf = services.classifier.get()
-        out = []
+        out, lines = [], []
         for i, m in enumerate(clf.principal_masks(picture, count=MASKS), 1):
             top = " · ".join(f"{G.DISPLAY_NAMES[g]} {p:.2f}" for g, p in list(m["scores"].items())[:3])
-            out.append((files.save(m["image"], "mask"), f"Mask {i} ({m['variance']:.0%} of the evidence): {top}"))
-        return out
+            out.append((files.save(m["image"], "mask"), f"Mask {i} ({m['variance']:.0%})"))
+            lines.append(f"**Mask {i}** ({m['variance']:.0%} of the evidence) — the picture seen only there: {top}")
+        return out, "  \n".join(lines)
 
     outputs = [label, heatmap_img, summary_md, similar_md, similar_gallery, analysis]
     gr.on([button.click, image.upload], classify, [image, heat_genre], outputs, api_name="classify",
           concurrency_id="classify", concurrency_limit=CLASSIFY_CONCURRENCY)
     heat_genre.input(heatmap, [image, heat_genre, analysis], [heatmap_img, summary_md], api_name="heatmap",
                      concurrency_id="classify", concurrency_limit=CLASSIFY_CONCURRENCY)
-    masks_button.click(masks, [image], [masks_gallery], api_name="masks", concurrency_id="classify",
+    masks_button.click(masks, [image], [masks_gallery, masks_md], api_name="masks", concurrency_id="classify",
                        concurrency_limit=CLASSIFY_CONCURRENCY)
     return [status], lambda: [status_update(services.classifier)]

@@ -1,4 +1,5 @@
-"""The Genre transfer tab: restyle a picture as a genre's poster (fast AdaIN or quality Gatys with previews).
+"""The Genre transfer tab: restyle a picture as a genre's poster (fast AdaIN or quality Gatys with previews), or
+translate a poster into a poster of another genre (the translate engine, when checkpoints/translator is installed).
 
 A quality job runs in a worker thread and stops within seconds when its client is gone (ui.common.run_watched:
 the handler streams a heartbeat at least every second; the job is cancelled when nobody takes an update for
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gradio as gr
 
 from poster_studio import genres as G
+from poster_studio.errors import InvalidArgumentError
 from poster_studio.images import image_notes
 from poster_studio.transfer import GenreTransfer
 from poster_studio.transfer.engines import DEFAULT_STEPS
@@ -27,11 +29,42 @@ blended exemplar statistics and a decoder trained here paints the result (about 
 (minutes on a CPU, one at a time on this server; shows previews and can be cancelled). **Strength** mixes content
 and style, **preserve colours** keeps your picture's colours. A picture that is not 2:3 is **cropped** to its
 centre or **fitted** whole on a blurred backdrop of itself.
+**Translate** (when installed) is not style transfer: one network trained on posters (StarGAN-like: a generator
+conditioned on the target genre, trained unpaired with cycle-consistency against a PatchGAN that judges each genre
+apart) turns a *poster* into a poster of another genre, keeping its layout. It works at its native size (128x192)
+and the result is enlarged to the output size; strength blends it with your poster. Given a photo it still answers,
+but it has only seen posters.
 """
 EXAMPLE_GENRES = ["Horror_Thriller", "Comedy", "Animation", "Romance", "Action_Adventure", "Drama"]
 
 
-def exemplars_view(svc: GenreTransfer, genre, style_files) -> tuple[str, list]:
+ENGINES = [("Fast (AdaIN, ~1 s)", "fast"), ("Quality (Gatys, minutes)", "quality")]
+TRANSLATE = ("Translate (poster -> poster of another genre)", "translate")
+
+
+def engine_choices(svc) -> list[tuple[str, str]]:
+    """The engines offered: Translate only where this server has a trained translator (the API still takes
+    "translate" and says why it cannot)."""
+    return ENGINES + ([TRANSLATE] if getattr(svc, "translate_genres", ()) else [])
+
+
+def translate_note(svc) -> str:
+    """Which genres the translate engine reaches on this server ("" when it has none)."""
+    reach = getattr(svc, "translate_genres", ())
+    if not reach:
+        return ""
+    names = ", ".join(G.DISPLAY_NAMES[g] for g in reach)
+    return f"**Translate** expects a *poster* and turns it into a poster of another genre; it reaches: {names}."
+
+
+def exemplars_view(svc: GenreTransfer, genre, style_files, engine="fast") -> tuple[str, list]:
+    if str(engine).strip().lower() == "translate":  # no exemplars; a bad genre gets the service's message
+        try:
+            g = G.parse_genre(genre) if genre else None
+        except InvalidArgumentError:
+            g = None
+        return (f"**Translated to {G.DISPLAY_NAMES[g]}** by the translate engine (a network trained on posters; "
+                "no exemplars)." if g else ""), []
     if style_files:
         return "**Style from your images:** " + ", ".join(str(f).rsplit("/", 1)[-1] for f in style_files), []
     if not genre:
@@ -50,8 +83,9 @@ def build(services: Services, files: OutputFiles):
             with gr.Column(scale=1):
                 content = image_input("Your picture", height=320, elem_id="tr-content")
                 genre = raw(gr.Dropdown(GENRE_CHOICES, value="Horror_Thriller", label="Genre"))
-                engine = raw(gr.Radio([("Fast (AdaIN, ~1 s)", "fast"), ("Quality (Gatys, minutes)", "quality")],
-                                      value="fast", label="Engine"))
+                engine = raw(gr.Radio(engine_choices(services.transfer.service), value="fast", label="Engine"))
+                note = gr.Markdown(translate_note(services.transfer.service), elem_id="tr-translate-note",
+                                   visible=bool(translate_note(services.transfer.service)))
                 strength = raw(gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength"))
                 preserve = gr.Checkbox(value=False, label="Preserve my picture's colours")
                 with gr.Row():
@@ -87,7 +121,7 @@ def build(services: Services, files: OutputFiles):
                  request: gr.Request = None, progress=gr.Progress()):
         svc = services.transfer.get()
         style_files = [getattr(f, "name", f) for f in (style_files or [])]
-        md, thumbs = exemplars_view(svc, genre, style_files)
+        md, thumbs = exemplars_view(svc, genre, style_files, engine)
         thumbs_update = gr.Gallery(value=thumbs or None, visible=bool(thumbs))
         key, cancel = cancels.start(request)
 
@@ -102,7 +136,7 @@ def build(services: Services, files: OutputFiles):
 
         try:
             if engine != "quality":
-                progress(0.2, desc="Stylising (fast engine)")
+                progress(0.2, desc="Translating" if engine == "translate" else "Stylising (fast engine)")
                 yield done(job())
                 return
             progress(0.0, desc="Optimising (quality engine)")
@@ -125,4 +159,11 @@ def build(services: Services, files: OutputFiles):
         cancels.cancel(request)
 
     cancel_button.click(cancel_transfer, None, None, api_visibility="private", queue=False)
-    return [status], lambda: [status_update(services.transfer)]
+
+    def refresh():
+        status_md = status_update(services.transfer)  # loads the service (or says why it cannot)
+        svc = services.transfer.service
+        text = translate_note(svc)
+        return [status_md, gr.Markdown(value=text, visible=bool(text)), gr.Radio(choices=engine_choices(svc))]
+
+    return [status, note, engine], refresh

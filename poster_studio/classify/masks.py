@@ -4,7 +4,7 @@ For the picture's top-N genres, each genre's logit is backpropagated to the inpu
 (max over colour channels, blurred, scaled to unit norm) is that genre's rough mask. An SVD of the N masks (not
 centred, so the first component is the evidence all genres share and the later ones contrast genres) gives the
 principal masks. Each one is signed so its weight on the genres is mostly positive, scaled to [0, 1] (its 99th
-percentile at 1), shown as a spotlight on the picture, and the
+percentile at 1), shown in Grad-CAM's colours over the picture, and the
 picture masked by it (the rest set to the picture's mean colour) is classified again.
 """
 from __future__ import annotations
@@ -51,12 +51,6 @@ def principal_components(masks: torch.Tensor, count: int) -> tuple[torch.Tensor,
     comps = (comps / (top[:, None, None] + 1e-12)).clamp(max=1.0)
     energy = (s ** 2) / (torch.linalg.svdvals(masks.reshape(n, h * w).double()) ** 2).sum()
     return comps.float(), energy.float(), (u * s).float()
-
-
-def spotlight(picture: torch.Tensor, mask: torch.Tensor, floor: float = 0.2) -> torch.Tensor:
-    """picture (1, 3, H, W) dimmed to `floor` where mask (H, W) is 0 (how a principal mask is shown)."""
-    m = F.interpolate(mask[None, None], size=picture.shape[-2:], mode="bilinear", align_corners=False)
-    return picture * (floor + (1 - floor) * m)
 
 
 def apply_mask(picture: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

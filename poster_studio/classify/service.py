@@ -24,7 +24,7 @@ from ..device import default_device
 from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CheckpointError
 from ..images import ImageInput, fit_image, image_notes, load_image, needs_fitting, to_pil, to_tensor
-from .masks import apply_mask, principal_components, saliency_masks, spotlight
+from .masks import apply_mask, principal_components, saliency_masks
 from .model import CHECKPOINT_NAME, INDEX_TENSORS, EmbeddingIndex, PosterClassifier, fit_to_input, load_index, \
     preprocess
 
@@ -151,9 +151,7 @@ class Classifier:
         shown = analysis.shown
         cam = F.interpolate(cam, size=(shown.height, shown.width), mode="bilinear", align_corners=False)[0, 0]
         cam = (cam / cam.max() if cam.max() > 0 else cam).cpu().numpy()
-        heat = matplotlib.colormaps["jet"](cam)[..., :3]
-        out = (1 - a["alpha"]) * np.asarray(shown, dtype=np.float32) / 255.0 + a["alpha"] * heat
-        return g, Image.fromarray((out * 255).clip(0, 255).astype(np.uint8))
+        return g, heat_overlay(shown, cam, a["alpha"])
 
     # -- principal masks
     def _normalized_model(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,7 +159,7 @@ class Classifier:
 
     def principal_masks(self, image: ImageInput, count: int = 3, top: int = MASK_GENRES) -> list[dict]:
         """The first `count` principal masks of the saliency masks of the picture's `top` genres (masks.py), each a
-        dict: "image" (the picture under it as a spotlight, PIL), "mask" (PIL), "variance" (share of the masks' energy),
+        dict: "image" (the mask as a heat overlay on the picture, PIL), "mask" (PIL), "variance" (share of the masks' energy),
         "loadings" ({genre: weight of its saliency mask}), "scores" ({genre: probability of the masked picture},
         highest first)."""
         a = self.check_inputs(image=image, count=count, top=top)
@@ -173,15 +171,24 @@ class Classifier:
         comps, variance, loadings = principal_components(saliency_masks(self._normalized_model, x, idx), a["count"])
         h = min(self.MASK_DISPLAY_HEIGHT, max(img.height, self.model.image_size[0]))
         hh, ww = self.model.image_size
-        shown = to_tensor(fit_to_input(img, (h, round(h * ww / hh))))[None]
+        shown = fit_to_input(img, (h, round(h * ww / hh)))
         out = []
         for k in range(len(comps)):
             with torch.no_grad():
                 q = torch.sigmoid(self._normalized_model(apply_mask(x, comps[k])))[0].cpu().tolist()
             order = sorted(range(len(q)), key=lambda i: -q[i])
             mask = comps[k].cpu()
-            out.append({"image": to_pil(spotlight(shown, mask)), "mask": to_pil(mask[None].expand(3, -1, -1)),
+            big = F.interpolate(mask[None, None], size=(shown.height, shown.width), mode="bilinear",
+                                align_corners=False)[0, 0].clamp(0, 1).numpy()
+            out.append({"image": heat_overlay(shown, big, 0.5), "mask": to_pil(mask[None].expand(3, -1, -1)),
                         "variance": round(float(variance[k]), 4),
                         "loadings": {self.genres[g]: round(float(loadings[j, k]), 4) for j, g in enumerate(idx)},
                         "scores": {self.genres[i]: round(q[i], 4) for i in order}})
         return out
+
+
+def heat_overlay(picture: Image.Image, cam: np.ndarray, alpha: float) -> Image.Image:
+    """`cam` (H, W) in [0, 1], same size as the picture, in the jet colour map over the picture (Grad-CAM's look)."""
+    heat = matplotlib.colormaps["jet"](cam)[..., :3]
+    out = (1 - alpha) * np.asarray(picture, dtype=np.float32) / 255.0 + alpha * heat
+    return Image.fromarray((out * 255).clip(0, 255).astype(np.uint8))

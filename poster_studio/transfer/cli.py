@@ -1,4 +1,4 @@
-"""`python -m poster_studio transfer | evaluate-transfer`."""
+"""`python -m poster_studio transfer | evaluate-transfer | evaluate-translate`."""
 from __future__ import annotations
 
 import json
@@ -11,12 +11,13 @@ from ..classify import Classifier
 from ..errors import InvalidArgumentError
 from ..images import FIT_MODES, image_notes
 from .engines import DEFAULT_STEPS
-from .evaluate import evaluate_transfer
+from .evaluate import evaluate_transfer, evaluate_translate
 from .service import CHECKPOINT_NAME, GenreTransfer
+from .translate import CHECKPOINT_NAME as TRANSLATOR_NAME
 
 
 def _cmd_transfer(args) -> int:
-    gt = GenreTransfer.load(hub_repo=args.hub_repo, directory=args.checkpoint)
+    gt = GenreTransfer.load(hub_repo=args.hub_repo, directory=args.checkpoint, translator_directory=args.translator)
     out = Path(args.out)
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp"}:
         raise InvalidArgumentError(f"--out must end in .png, .jpg or .webp, got {args.out!r}.")
@@ -55,6 +56,21 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_evaluate_translate(args) -> int:
+    gt = GenreTransfer.load(hub_repo=args.hub_repo, directory=args.checkpoint, translator_directory=args.translator)
+    res = evaluate_translate(args.genre, n_inputs=args.n_inputs, sources=args.sources, size=args.size,
+                             strength=args.strength, engines=("translate",) if args.no_fast else ("translate", "fast"),
+                             transfer=gt, classifier=_classifier(args), data_dir=args.data, save_dir=args.save_dir)
+    res["classifier_checkpoint"] = str(args.classifier or hub.resolve("classifier", hub_repo=args.hub_repo))
+    res["translator_checkpoint"] = str(args.translator or hub.resolve(TRANSLATOR_NAME, hub_repo=args.hub_repo))
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(text)
+    return 0
+
+
 def add_cli(sub) -> None:
     p = sub.add_parser("transfer", help="Restyle a picture as a genre's poster (or as your style images).")
     p.add_argument("--content", required=True, metavar="FILE")
@@ -70,6 +86,7 @@ def add_cli(sub) -> None:
                    help="a picture that is not 2:3: crop its centre (default) or fit it whole on a blurred backdrop")
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default checkpoints/transfer)")
+    p.add_argument("--translator", default=None, help="translate engine folder (default checkpoints/translator)")
     p.add_argument("--hub-repo", default=None)
     p.set_defaults(func=_cmd_transfer)
     e = sub.add_parser("evaluate-transfer", help="Genre hit rate, SSIM and speed of transfer over a folder (JSON).")
@@ -87,3 +104,19 @@ def add_cli(sub) -> None:
     e.add_argument("--classifier", default=None, help="classifier checkpoint folder (default checkpoints/classifier)")
     e.add_argument("--hub-repo", default=None)
     e.set_defaults(func=_cmd_evaluate)
+    t = sub.add_parser("evaluate-translate", help="The translate engine beside the fast engine on val posters: hit "
+                       "rates under two judges, SSIM, VGG distance, KID per target genre (JSON).")
+    t.add_argument("--genre", nargs="+", default=None, help="target genres (default: all the translator reaches)")
+    t.add_argument("--n-inputs", type=int, default=100, help="val posters translated (spread over the genres)")
+    t.add_argument("--sources", nargs="+", default=None, help="only val posters labelled with one of these genres")
+    t.add_argument("--size", default="256x384", help="output WxH of both engines (default 256x384)")
+    t.add_argument("--strength", type=float, default=1.0)
+    t.add_argument("--no-fast", action="store_true", help="leave out the fast engine")
+    t.add_argument("--data", default=None, help="poster folder (default $POSTER_STUDIO_DATA or ../shared/data/posters)")
+    t.add_argument("--save-dir", default=None, help="also save the outputs here (<engine>/<genre>/<id>.jpg)")
+    t.add_argument("--json-out", default=None, help="also write the JSON here")
+    t.add_argument("--checkpoint", default=None, help="transfer checkpoint folder (default checkpoints/transfer)")
+    t.add_argument("--translator", default=None, help="translator folder (default checkpoints/translator)")
+    t.add_argument("--classifier", default=None, help="classifier checkpoint folder (default checkpoints/classifier)")
+    t.add_argument("--hub-repo", default=None)
+    t.set_defaults(func=_cmd_evaluate_translate)

@@ -1,6 +1,11 @@
 """How good genre transfer is: the genre hit rate of restyled pictures under the project's classifier (which
 picked the exemplars) and under a second judge that did not (the VGG-19 genre probe, when its checkpoint is there),
-content kept (SSIM of luma) and seconds per image."""
+content kept (SSIM of luma) and seconds per image (`evaluate_transfer`).
+
+`evaluate_translate`: the translate engine on val posters (never trained on), per target genre, beside the fast
+engine on the same inputs and the untouched inputs: hit rates under both judges, SSIM and VGG-19 feature distance
+(upscale.evaluate.feature_distance) to the input, KID (generate.evaluate's, EfficientNet-Lite0 features) against the
+real val posters of the target genre."""
 from __future__ import annotations
 
 import os
@@ -16,7 +21,7 @@ from PIL import Image
 from .. import genres as G
 from ..classify import Classifier  # the judge that picked the exemplars
 from ..classify.probe import GenreProbe  # the judge that did not
-from ..data import spread_sample
+from ..data import default_data_dir, read_labels, spread_sample
 from ..errors import CheckpointError, InvalidArgumentError
 from ..images import fit_image, load_image, to_tensor
 from .service import GenreTransfer
@@ -102,4 +107,86 @@ def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence
     result["average"] = {k: round(float(np.mean([r[k] for r in per])), 4)
                          for k in ("hit_rate", "hit_rate_probe", "mean_target_prob", "ssim", "seconds_per_image")
                          if all(k in r for r in per)}
+    return result
+
+
+def evaluate_translate(genres: Optional[Sequence[str]] = None, *, n_inputs: int = 100,
+                       sources: Optional[Sequence[str]] = None, size=(256, 384), strength: float = 1.0,
+                       engines: Sequence[str] = ("translate", "fast"), transfer: Optional[GenreTransfer] = None,
+                       classifier=None, probe=None, data_dir=None, save_dir=None, kid_cache=None) -> dict:
+    """Translate engine vs the fast engine (and the untouched inputs) per target genre (default: all the translator
+    reaches). Inputs: `n_inputs` val posters spread over the genres (only those labelled with one of `sources`
+    when given); for a target genre, the inputs not already labelled with it. Per engine: hit_rate (top-1 genre
+    of the classifier == target), hit_rate_probe (same under the VGG-19 probe), mean_target_prob, ssim and
+    vgg_distance to the input, kid to the real val posters of the target genre, seconds_per_image."""
+    from ..generate.evaluate import CACHE_DIR, effnet_features, kid, real_features
+    from ..upscale.evaluate import feature_distance
+
+    data = Path(data_dir) if data_dir else default_data_dir()
+    gt = transfer or GenreTransfer.load()
+    if gt.translator is None:
+        raise CheckpointError(gt.translator_missing)
+    labels = {r.id: r.genres for r in read_labels(data / "labels.csv")}
+    srcs = set(G.parse_genres(sources)) if sources else None
+    files = [f for f in spread_sample(10**9, data, "val") if srcs is None or srcs & set(labels[f.stem])]
+    files = files[:n_inputs]
+    if not files:
+        raise InvalidArgumentError(f"No val posters{' of ' + ', '.join(sorted(srcs)) if srcs else ''} in {data}.")
+    gs = [gt.check_inputs(content=files[0], genre=g, engine="translate", size=size)["genre"]
+          for g in (genres or gt.translate_genres)]
+    w, h = gt.check_inputs(content=files[0], genre=gs[0], engine="translate", size=size)["size"]
+    engines = [e for e in engines if e == "translate" or gt.bank is not None]
+    if classifier is None:
+        classifier = Classifier.load()
+    if probe is None:
+        try:
+            probe = GenreProbe.load()
+        except CheckpointError:
+            probe = None
+    contents = [fit_image(load_image(f), (w, h)) for f in files]
+    real_f, real_l = real_features(data / "labels.csv", "val", cache_dir=Path(kid_cache) if kid_cache else CACHE_DIR)
+
+    def scores(images, gi, rows=None) -> dict:
+        probs = classifier.predict_proba(images)
+        out = {"hit_rate": float((probs.argmax(1) == gi).mean()), "mean_target_prob": float(probs[:, gi].mean())}
+        if probe is not None:
+            out["hit_rate_probe"] = float((probe.predict_proba(images).argmax(1) == gi).mean())
+        out["kid"] = kid(effnet_features(images), real_f[real_l[:, gi] == 1])[0]
+        if rows is not None:
+            a = torch.stack([to_tensor(contents[i]) for i in rows])
+            b = torch.stack([to_tensor(o) for o in images])
+            out["ssim"] = float(np.mean([ssim(contents[i], o) for i, o in zip(rows, images)]))
+            out["vgg_distance"] = float(torch.cat([feature_distance(a[j: j + 16], b[j: j + 16]).cpu()
+                                                   for j in range(0, len(a), 16)]).mean())
+        return out
+
+    tr = gt.translator
+    result = {"size": f"{w}x{h}", "strength": strength, "split": "val", "inputs": len(files),
+              "sources": sorted(srcs) if srcs else "all genres", "engines": engines,
+              "translator": {"arch": getattr(tr, "arch", "?"), "genres": list(tr.genres), "native": list(tr.size)},
+              "judges": {"hit_rate": "project classifier (EfficientNet-Lite0)", "hit_rate_probe": "VGG-19 linear probe"},
+              "kid": "EfficientNet-Lite0 features @128x192 vs the real val posters of the target genre",
+              "vgg_distance": "LPIPS-like VGG-19 relu2_1+relu3_1 distance to the input (0 = identical)",
+              "genres": {}}
+    for g in gs:
+        gi = G.GENRES.index(g)
+        rows = [i for i, f in enumerate(files) if g not in labels[f.stem]]
+        if not rows:
+            continue
+        entry = {"inputs": len(rows), "input": scores([contents[i] for i in rows], gi)}
+        for eng in engines:
+            t0 = time.perf_counter()
+            outs = [gt.transfer(contents[i], g, engine=eng, strength=strength, size=(w, h)) for i in rows]
+            sec = (time.perf_counter() - t0) / len(rows)
+            entry[eng] = {**scores(outs, gi, rows), "seconds_per_image": sec}
+            if save_dir is not None:
+                d = Path(save_dir) / eng / g
+                d.mkdir(parents=True, exist_ok=True)
+                for i, o in zip(rows, outs):
+                    o.save(d / f"{files[i].stem}.jpg", quality=90)
+        result["genres"][g] = {k: {m: round(float(v), 4) for m, v in e.items()} if isinstance(e, dict) else e
+                               for k, e in entry.items()}
+    per = list(result["genres"].values())
+    result["average"] = {e: {m: round(float(np.mean([r[e][m] for r in per])), 4) for m in per[0][e]}
+                         for e in ["input", *engines]} if per else {}
     return result

@@ -6,21 +6,30 @@ colour mean/covariance (blended by strength), and `fast_detail` (0.3) of the col
 in because the CPU-trained decoder reproduces little detail (FAST_COLOR_MATCH, FAST_DETAIL). "quality" = Gatys multi-style optimisation (minutes;
 previews through `progress`, stops when `cancel` is set). Colour preservation keeps the content's chroma.
 
+"translate" = poster -> poster of another genre by one multi-genre network (translate.py, checkpoints/translator,
+optional): the picture is fitted to 2:3 as for the other engines, translated at the network's native size (about
+128x192) and enlarged to the requested size by the learned upscaler when checkpoints/upscaler is there, else
+Lanczos; strength blends the translation with the picture.
+
 Arguments are checked once, in `check_inputs`; its limits are the class attributes. The fast engine serves many
 requests at once; the quality engine runs one job at a time (QUALITY_SLOTS) and refuses a second at once
 (BusyError) instead of queueing it behind a job of minutes, and one job's cost is capped (QUALITY_BUDGET).
 """
 from __future__ import annotations
 
+import logging
+import math
 import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
+from PIL import Image
 
 from .. import genres as G
 from .. import hub
 from ..checks import check_choice, check_float, check_int, check_size
+from ..device import default_device
 from ..errors import BusyError, CheckpointError, InvalidArgumentError
 from ..images import FIT_MODES, NOTE_KEY, ImageInput, fit_image, image_notes, load_image, needs_fitting, to_pil, \
     to_tensor
@@ -29,14 +38,18 @@ from .engines import DEFAULT_STEPS, AdaINDecoder, FastEngine, GatysConfig, Gatys
 from .exemplars import ExemplarBank
 from .style import ENCODER_LAYER, GenreStyle, blend_colors, blend_statistics, match_colors, preserve_colors, \
     style_statistics
+from .translate import load_translator
 
 CHECKPOINT_NAME = "transfer"
+TRAIN_TRANSLATOR = ("python train/train_translator.py --data ../shared/data/posters --minutes 25, then "
+                    "python train/train_translator.py --export checkpoints/translator")
+log = logging.getLogger(__name__)
 
 
 class GenreTransfer:
     """Genre transfer service (see the module docstring)."""
 
-    ENGINES = ("fast", "quality")
+    ENGINES = ("fast", "quality", "translate")
     MIN_SIDE, MAX_SIDE = 64, 1024
     SIZES = ("256x384", "384x576", "512x768")  # offered in the app; any WxH within the sides is accepted
     MAX_STEPS = 500
@@ -47,18 +60,43 @@ class GenreTransfer:
     FAST_DETAIL = 0.3         # fast engine: share of the (colour-matched) content mixed back in
 
     def __init__(self, decoder: AdaINDecoder, bank: Optional[ExemplarBank] = None,
-                 gatys: Optional[GatysConfig] = None):
+                 gatys: Optional[GatysConfig] = None, translator: Optional[torch.nn.Module] = None,
+                 upscaler=None, translator_missing: Optional[str] = None):
         self.decoder = decoder.eval()
         self.bank = bank
         self.fast = FastEngine(self.decoder)
         self.quality = GatysEngine(gatys)
         self._quality_slots = threading.BoundedSemaphore(self.QUALITY_SLOTS)
+        # translate engine (optional): a GenreTranslator / CycleGANPair, and the learned upscaler (else Lanczos)
+        self.translator = None if translator is None else translator.eval().requires_grad_(False).to(default_device())
+        self.upscaler = upscaler
+        self.translator_missing = translator_missing or (
+            f"The translate engine is not installed: train it with {TRAIN_TRANSLATOR}.")
 
     @classmethod
-    def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None) -> "GenreTransfer":
+    def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None,
+             translator_directory: Optional[str | Path] = None) -> "GenreTransfer":
+        """The transfer checkpoint (AdaIN decoder + exemplars), plus the translate engine when
+        checkpoints/translator (or `translator_directory`) exists; without it the other engines work as before."""
         folder = hub.resolve(CHECKPOINT_NAME, hub_repo=hub_repo, directory=directory)
         decoder = hub.load_model(AdaINDecoder, CHECKPOINT_NAME, directory=folder)
-        return cls(decoder, ExemplarBank.load(folder))
+        translator, missing, upscaler = None, None, None
+        try:
+            where = hub.resolve("translator", hub_repo=hub_repo, directory=translator_directory)
+            if (where / "config.json").is_file():
+                translator = load_translator(where)
+                upscaler = _optional_upscaler(hub_repo)
+        except Exception as exc:  # a broken translator must not take the other engines down
+            missing = (f"The translate engine could not be loaded ({str(exc).splitlines()[0][:300]}): retrain or "
+                       f"re-export it with {TRAIN_TRANSLATOR}.")
+            log.warning(missing)
+        return cls(decoder, ExemplarBank.load(folder), translator=translator, upscaler=upscaler,
+                   translator_missing=missing)
+
+    @property
+    def translate_genres(self) -> tuple[str, ...]:
+        """The genres the translate engine reaches (empty when it is not installed)."""
+        return tuple(self.translator.genres) if self.translator is not None else ()
 
     # -- arguments
     def check_inputs(self, *, content: Any = None, genre: Any = None, engine: Any = "fast", strength: Any = 1.0,
@@ -67,6 +105,8 @@ class GenreTransfer:
         """All arguments of `transfer`, validated: InvalidArgumentError / InvalidImageError with one line.
         `style_given`: the caller brings precomputed statistics, so no genre or style image is needed."""
         engine = check_choice("Engine", engine, self.ENGINES)
+        if engine == "translate" and self.translator is None:
+            raise CheckpointError(self.translator_missing)
         w, h = check_size("Size", size, self.MIN_SIDE, self.MAX_SIDE)
         n_steps = None
         if engine == "quality":
@@ -78,7 +118,13 @@ class GenreTransfer:
         styles = [s for s in (style_images or []) if s is not None and s != ""]
         if len(styles) > self.MAX_STYLE_IMAGES:
             raise InvalidArgumentError(f"At most {self.MAX_STYLE_IMAGES} style images, got {len(styles)}.")
-        g = G.parse_genre(genre) if genre not in (None, "") else None
+        if engine == "translate":
+            if styles:
+                raise InvalidArgumentError("The translate engine takes a genre, not style images: use the fast or "
+                                           "quality engine with your own style images.")
+            g = self._translate_genre(genre)
+        else:
+            g = G.parse_genre(genre) if genre not in (None, "") else None
         if g is None and not styles and not style_given:
             raise InvalidArgumentError("Choose a genre (or upload your own style images).")
         if content is None:
@@ -87,6 +133,19 @@ class GenreTransfer:
                 "strength": check_float("Strength", strength, 0.0, 1.0), "size": (w, h), "steps": n_steps,
                 "style_images": [load_image(s) for s in styles], "fit": check_choice("Fit", fit, FIT_MODES),
                 "preserve_color": bool(preserve_color)}
+
+    def _translate_genre(self, genre: Any) -> str:
+        reach = self.translate_genres
+        names = ", ".join(reach[:-1]) + f" and {reach[-1]}" if len(reach) > 1 else reach[0]
+        if genre in (None, ""):
+            raise InvalidArgumentError(f"Choose the genre to translate to: the translate engine reaches {names}.")
+        try:
+            g = G.parse_genre(genre)
+        except InvalidArgumentError:
+            raise InvalidArgumentError(f"Unknown genre {genre!r}: the translate engine reaches {names}.") from None
+        if g not in reach:
+            raise InvalidArgumentError(f"The translate engine reaches {names}, not {g}.")
+        return g
 
     # -- exemplars
     def exemplars(self, genre: str) -> list[dict]:
@@ -114,7 +173,8 @@ class GenreTransfer:
         """The restyled picture (PIL, at `size`). `image_notes(result)` says what was decided for the user (the
         picture cropped or fitted to 2:3, an animated image's first frame). `color_match` (default: on for the fast
         engine) gives the result the exemplars' pixel colours; `preserve_color` overrides it. `style`: precomputed
-        statistics (e.g. from style_from_images) used instead of the genre's."""
+        statistics (e.g. from style_from_images) used instead of the genre's. engine="translate" needs a genre the
+        translator reaches (`translate_genres`) and takes no style."""
         a = self.check_inputs(content=content, genre=genre, engine=engine, strength=strength, size=size, steps=steps,
                               style_images=style_images, fit=fit, preserve_color=preserve_color,
                               style_given=style is not None)
@@ -128,11 +188,15 @@ class GenreTransfer:
             if progress is not None:
                 progress(1.0, img)
             return _with_notes(img, notes)
-        if style is None:
+        if style is None and a["engine"] != "translate":
             style = self.style_from_images(a["style_images"], grams=a["engine"] == "quality") if a["style_images"] \
                 else self._genre_style(a["genre"])
         x = to_tensor(img)[None]
-        if a["engine"] == "fast":
+        if a["engine"] == "translate":
+            out = self._translate(img, a["genre"], a["strength"], notes)
+            if progress is not None:
+                progress(1.0, None)
+        elif a["engine"] == "fast":
             out = self._fast(x, style, a["strength"], a["preserve_color"], color_match)
             if progress is not None:
                 progress(1.0, None)
@@ -169,6 +233,49 @@ class GenreTransfer:
             ref = match_colors(x, style.pixel_mean, style.pixel_cov) if cm else x
             out = (1 - self.FAST_DETAIL) * out + self.FAST_DETAIL * ref
         return out
+
+    @torch.inference_mode()
+    def _translate(self, img: Image.Image, genre: str, strength: float, notes: list[str]) -> torch.Tensor:
+        """`img` (already at the output size) translated to `genre` at the network's native area, enlarged back
+        and blended with `img` by `strength`: (1, 3, H, W) in [0, 1]."""
+        tr, (w, h) = self.translator, img.size
+        nw, nh = native_size_for(tr.size, (w, h))
+        dev = next(tr.parameters()).device
+        x = to_tensor(img.resize((nw, nh), Image.Resampling.LANCZOS) if (nw, nh) != (w, h) else img)[None]
+        target = torch.tensor([tr.genres.index(genre)], device=dev)
+        y = to_pil((tr(x.to(dev) * 2 - 1, target) + 1) / 2)
+        if (nw, nh) != (w, h):
+            method = "Lanczos"
+            if self.upscaler is not None and (w > nw or h > nh):
+                try:
+                    y, method = self.upscaler.upscale(y, (w, h)), "the learned upscaler"
+                except Exception as exc:  # optional: never fail a transfer over it
+                    log.warning("upscaler failed (%s): Lanczos instead", exc)
+            if y.size != (w, h):
+                y = y.resize((w, h), Image.Resampling.LANCZOS)
+            if w > nw or h > nh:
+                notes.append(f"The translate engine works at {nw}x{nh}: the result was enlarged to {w}x{h} "
+                             f"by {method}.")
+        out = to_tensor(y)[None]
+        return out if strength == 1.0 else (1 - strength) * to_tensor(img)[None] + strength * out
+
+
+def native_size_for(native: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
+    """(W, H) with the area of the translator's native size, the aspect of `size`, multiples of 4 (at least 16)."""
+    w, h = size
+    k = math.sqrt(native[0] * native[1] / (w * h))
+    return max(16, 4 * round(w * k / 4)), max(16, 4 * round(h * k / 4))
+
+
+def _optional_upscaler(hub_repo: Optional[str]):
+    """The learned upscaler (poster_studio.upscale, checkpoints/upscaler) when both are there, else None (Lanczos)."""
+    try:
+        from ..upscale import Upscaler
+
+        return Upscaler.load(hub_repo=hub_repo)
+    except Exception as exc:
+        log.info("translate engine without a learned upscaler (%s): Lanczos", str(exc).splitlines()[0][:200])
+        return None
 
 
 def _with_notes(img, notes: list[str]):

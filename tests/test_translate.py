@@ -1,0 +1,353 @@
+"""The translate engine (issue 14): the networks (shape, range, identity at init, genre conditioning, hub round trip,
+arch dispatch), the training script (losses fall on a tiny synthetic set, exact resume, the CycleGAN baseline,
+export with a model card), the engine through GenreTransfer (size, strength, genre and missing-model messages,
+the optional learned upscaler), the CLI, evaluate_translate and the tab's note.
+
+Everything runs on tiny synthetic data: red "Comedy" and blue "Horror_Thriller" posters, width-4/8 networks at
+32x48, a width-4 AdaIN decoder with made-up exemplar statistics (no poster folder, no trained checkpoint).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from poster_studio import genres as G
+from poster_studio import hub
+from poster_studio.errors import CheckpointError, InvalidArgumentError
+from poster_studio.images import fit_image, image_notes
+from poster_studio.training import load_state
+from poster_studio.transfer import (AdaINDecoder, CycleGANPair, ExemplarBank, GenreTransfer, GenreTranslator,
+                                    PatchDiscriminator, load_translator)
+from poster_studio.transfer.style import STAT_LAYERS, GenreStyle
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIR = ("Comedy", "Horror_Thriller")
+CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
+
+torch.set_num_threads(1)
+
+
+def _poster(blue: bool, seed: int, w: int = 40, h: int = 60) -> Image.Image:
+    a = np.random.default_rng(seed).uniform(0, 60, (h, w, 3))
+    a[..., 2 if blue else 0] += 180
+    return Image.fromarray(a.clip(0, 255).astype(np.uint8))
+
+
+def _data(root: Path, n_train: int = 20, n_val: int = 4) -> Path:
+    """Red Comedy and blue Horror_Thriller posters with a train/val split."""
+    (root / "images").mkdir(parents=True)
+    with open(root / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "title", "year", "genres", "split"])
+        for i in range(n_train + n_val):
+            _poster(i % 2 == 1, i).save(root / "images" / f"p{i:03d}.jpg")
+            w.writerow([f"p{i:03d}", f"T{i}", "2000", PAIR[i % 2], "train" if i < n_train else "val"])
+    return root
+
+
+def _tiny(genres=PAIR, seed: int = 0) -> GenreTranslator:
+    """A tiny translator whose last conv is not zero, so that it does something."""
+    torch.manual_seed(seed)
+    net = GenreTranslator(genres=genres, size=(32, 48), width=4, n_res=1, embed_dim=8)
+    torch.nn.init.normal_(net.decoder[-1].weight, std=0.3)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return _data(tmp_path_factory.mktemp("posters"))
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    """checkpoints/transfer (width-4 decoder, made-up exemplar statistics) and checkpoints/translator (tiny)."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    g = torch.Generator().manual_seed(0)
+    styles = {genre: GenreStyle(genre, [{"id": "p000", "title": "T0", "year": "2000", "weight": 1.0}],
+                                {l: torch.rand(CHANNELS[l], generator=g) for l in STAT_LAYERS},
+                                {l: torch.rand(CHANNELS[l], generator=g) + 0.1 for l in STAT_LAYERS},
+                                pixel_mean=torch.tensor([0.5, 0.2, 0.2]), pixel_cov=torch.eye(3) * 0.01)
+              for genre in G.GENRES}
+    torch.manual_seed(0)
+    hub.save_checkpoint(AdaINDecoder(width=4), root / "transfer", extra_files=ExemplarBank(styles).files())
+    hub.save_checkpoint(_tiny(), root / "translator")
+    return root
+
+
+@pytest.fixture(scope="module")
+def gt(ckpts):
+    gt = GenreTransfer.load(directory=ckpts / "transfer", translator_directory=ckpts / "translator")
+    gt.upscaler = None  # Lanczos, whether or not checkpoints/upscaler is there (see the upscaler test)
+    return gt
+
+
+# ------------------------------------------------------------------------------------------- networks
+def test_generator_shape_range_and_identity_at_init():
+    torch.manual_seed(0)
+    net = GenreTranslator(size=(32, 48), width=4, n_res=2, embed_dim=8)
+    x = torch.rand(3, 3, 48, 32) * 2 - 1
+    y = net(x, torch.tensor([0, 3, 6]))
+    assert y.shape == x.shape and torch.equal(y, x)  # residual output, last conv at zero: the identity
+    x = torch.rand(2, 3, 60, 40) * 2 - 1  # fully convolutional: another size divisible by 4
+    y = _tiny(G.GENRES)(x, torch.tensor([1, 2]))
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1 and not torch.equal(y, x)
+
+
+def test_genre_conditioning_changes_the_output():
+    net = _tiny()
+    x = (torch.rand(1, 3, 48, 32) * 2 - 1).repeat(2, 1, 1, 1)
+    with torch.no_grad():
+        y = net(x, torch.tensor([0, 1]))
+        again = net(x, torch.tensor([0, 1]))
+    assert (y[0] - y[1]).abs().mean() > 1e-3
+    assert torch.equal(y, again)
+
+
+def test_patch_discriminator_and_cyclegan_pair():
+    d = PatchDiscriminator(outputs=7, width=4)
+    x = torch.rand(2, 3, 48, 32) * 2 - 1
+    maps = d.eval()(x)
+    assert maps.shape[:2] == (2, 7)
+    picked = d(x, torch.tensor([5, 2]))
+    assert torch.allclose(picked[0], maps[0, 5]) and torch.allclose(picked[1], maps[1, 2])
+    assert PatchDiscriminator(1, width=4, norm="instance")(x).shape[1] == 1
+    torch.manual_seed(0)
+    pair = CycleGANPair(genres=("comedy", "horror"), size=(32, 48), width=4, n_res=1).eval()
+    assert pair.genres == PAIR
+    with torch.no_grad():
+        y = pair(x, torch.tensor([1, 0]))
+        assert torch.allclose(y[0], pair.nets[1](x[:1])[0], atol=1e-6) and torch.allclose(y[1], pair.nets[0](x[1:])[0],
+                                                                                            atol=1e-6)
+    with pytest.raises(ValueError):
+        CycleGANPair(genres=("Comedy", "Comedy"))
+
+
+def test_checkpoints_round_trip_via_hub_for_both_archs(tmp_path, monkeypatch):
+    net = _tiny()
+    hub.save_checkpoint(net, tmp_path / "translator")
+    monkeypatch.setenv(hub.CHECKPOINTS_ENV, str(tmp_path))
+    monkeypatch.delenv(hub.HUB_REPO_ENV, raising=False)
+    loaded = load_translator()  # checkpoints/translator
+    assert type(loaded) is GenreTranslator and loaded.genres == PAIR and loaded.size == (32, 48)
+    assert json.loads((tmp_path / "translator" / "config.json").read_text())["arch"] == "stargan"
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    hub.save_checkpoint(CycleGANPair(size=(32, 48), width=4, n_res=1), tmp_path / "pair")
+    assert type(load_translator(tmp_path / "pair")) is CycleGANPair
+    (tmp_path / "pair" / "config.json").write_text(json.dumps({"arch": "pix2pix"}))
+    with pytest.raises(CheckpointError, match="Unknown translator arch 'pix2pix'"):
+        load_translator(tmp_path / "pair")
+    with pytest.raises(CheckpointError, match="Missing checkpoint file"):
+        load_translator(tmp_path / "nothing")
+
+
+# ------------------------------------------------------------------------------------------- training
+def _trainer():
+    if str(ROOT / "train") not in sys.path:
+        sys.path.insert(0, str(ROOT / "train"))
+    import train_translator
+
+    return train_translator
+
+
+def _train_args(data: Path, tmp: Path, run: str, *extra: str) -> list[str]:
+    return ["--data", str(data), "--cache", str(tmp / "cache"), "--out", str(tmp / run), "--size", "32x48",
+            "--width", "8", "--d-width", "8", "--n-res", "1", "--batch", "4", "--genres", *PAIR, "--no-tqdm",
+            "--lr-g", "2e-3", "--lr-d", "2e-3", "--save-every", "1", "--sample-every", "10", "--checkpoint-every",
+            "100", *extra]
+
+
+def test_training_steps_reduce_the_losses_and_export_a_checkpoint(data, tmp_path):
+    tt = _trainer()
+    res = tt.main(_train_args(data, tmp_path, "run", "--steps", "30"))
+    h = res["history"]
+    assert len(h["d_loss"]) == 30 and res["domains"] == {"Comedy": 10, "Horror_Thriller": 10}
+    # D learns to tell red Comedy from blue Horror on their own maps; G keeps the cycle
+    assert np.mean(h["d_loss"][-10:]) < 0.6 * np.mean(h["d_loss"][:10])
+    assert np.mean(h["cycle"][-10:]) < np.mean(h["cycle"][1:11])
+    run = tmp_path / "run"
+    for f in ("samples_latest.png", "samples/step_000010.png", "loss.png", "checkpoint/config.json"):
+        assert (run / f).is_file(), f
+    with Image.open(run / "samples_latest.png") as im:  # rows: 2 val posters per genre; columns: input + 2 targets
+        assert im.size == (2 + 3 * 34, 2 + 4 * 50)
+    assert load_translator(run / "checkpoint").genres == PAIR
+    ev = {"average": {"translate": {"hit_rate": 0.5, "ssim": 0.6, "kid": 0.1}, "fast": {"hit_rate": 0.25}},
+          "genres": {"Comedy": {"translate": {"hit_rate": 0.5}}}}
+    (tmp_path / "translate-eval.json").write_text(json.dumps(ev))
+    tt.main(["--out", str(run), "--export", str(tmp_path / "exported"), "--metrics",
+             str(tmp_path / "translate-eval.json")])
+    card = (tmp_path / "exported" / "README.md").read_text()
+    assert "| translate-eval | translate | 0.500 | n/a | 0.600 | n/a | 0.100 |" in card and "30 steps" in card
+    assert json.loads((tmp_path / "exported" / "metrics.json").read_text())["translate-eval/fast/hit_rate"] == 0.25
+    assert (tmp_path / "exported" / "evaluation.json").is_file()
+    assert not (tmp_path / "exported" / "samples.png").exists()  # sample grids show posters: not shipped
+
+
+@pytest.mark.parametrize("arch", ["stargan", "cyclegan"])
+def test_training_resumes_exactly(data, tmp_path, arch):
+    tt = _trainer()
+    args = ["--arch", arch, "--width", "4", "--d-width", "4", "--batch", "2", "--decay", "0", "--pool", "3"]
+    tt.main(_train_args(data, tmp_path, "straight", *args, "--steps", "4"))
+    tt.main(_train_args(data, tmp_path, "resumed", *args, "--steps", "2"))  # "killed" after step 2
+    tt.main(_train_args(data, tmp_path, "resumed", *args, "--steps", "4"))  # same command: goes on from step 2
+    a, b = (load_state(tmp_path / run / "state.safetensors") for run in ("straight", "resumed"))
+    assert b["step"] == 4 and len(b["history"]["d_loss"]) == 4
+    for net in ("G", "D", "G_ema"):
+        for k in a[net]:
+            assert torch.equal(a[net][k], b[net][k]), (net, k)
+    assert type(load_translator(tmp_path / "resumed" / "checkpoint")) is (GenreTranslator if arch == "stargan"
+                                                                          else CycleGANPair)
+
+
+# ------------------------------------------------------------------------------------------- the engine
+def test_translate_engine_size_strength_and_notes(gt):
+    poster = _poster(False, 1, 90, 120)  # not 2:3
+    out = gt.transfer(poster, "horror", engine="translate", size=(256, 384))
+    assert out.size == (256, 384) and out.mode == "RGB"
+    notes = image_notes(out)
+    assert any("centre-cropped" in n for n in notes)
+    assert "The translate engine works at 32x48: the result was enlarged to 256x384 by Lanczos." in notes
+    fitted = fit_image(poster, (64, 96))
+    same = gt.transfer(poster, "Horror & Thriller", engine="translate", size=(64, 96), strength=0.0)
+    assert np.array_equal(np.asarray(same), np.asarray(fitted))
+    full = np.asarray(gt.transfer(poster, "horror", engine="translate", size=(64, 96)), dtype=np.float32)
+    half = np.asarray(gt.transfer(poster, "horror", engine="translate", size=(64, 96), strength=0.5), np.float32)
+    assert np.abs(full - np.asarray(fitted, np.float32)).mean() > 2
+    assert np.abs(half - (full + np.asarray(fitted, np.float32)) / 2).max() <= 2
+    other = np.asarray(gt.transfer(poster, "comedy", engine="translate", size=(64, 96)), np.float32)
+    assert np.abs(other - full).mean() > 0.5  # the target genre matters
+    assert gt.transfer(poster, "comedy", size=(64, 96)).size == (64, 96)  # the fast engine still works beside it
+
+
+def test_translate_engine_messages(gt, ckpts, tmp_path):
+    poster = _poster(True, 2)
+    assert gt.translate_genres == PAIR
+    with pytest.raises(InvalidArgumentError) as e:
+        gt.transfer(poster, "Drama", engine="translate")
+    assert str(e.value) == "The translate engine reaches Comedy and Horror_Thriller, not Drama."
+    with pytest.raises(InvalidArgumentError, match="Unknown genre 'western': the translate engine reaches Comedy and "
+                                                   "Horror_Thriller."):
+        gt.check_inputs(content=poster, genre="western", engine="translate")
+    with pytest.raises(InvalidArgumentError, match="Choose the genre to translate to"):
+        gt.check_inputs(content=poster, genre="", engine="translate")
+    with pytest.raises(InvalidArgumentError, match="takes a genre, not style images"):
+        gt.check_inputs(content=poster, genre="comedy", engine="translate", style_images=[poster])
+    assert gt.check_inputs(content=poster, genre="comedy", engine="Translate")["engine"] == "translate"
+    missing = GenreTransfer.load(directory=ckpts / "transfer", translator_directory=tmp_path / "none")
+    assert missing.translate_genres == () and missing.transfer(poster, "drama", size=(64, 96)).size == (64, 96)
+    with pytest.raises(CheckpointError) as e:
+        missing.transfer(poster, "comedy", engine="translate")
+    assert str(e.value).startswith("The translate engine is not installed: train it with python "
+                                   "train/train_translator.py")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}")
+    (tmp_path / "broken" / "model.safetensors").write_bytes(b"garbage")
+    broken = GenreTransfer.load(directory=ckpts / "transfer", translator_directory=tmp_path / "broken")
+    with pytest.raises(CheckpointError, match="could not be loaded .* retrain or re-export it"):
+        broken.check_inputs(content=poster, genre="comedy", engine="translate")
+    with pytest.raises(InvalidArgumentError, match="Engine must be one of fast, quality, translate"):
+        gt.check_inputs(content=poster, genre="comedy", engine="slow")
+
+
+def test_translate_engine_uses_the_learned_upscaler_when_there_is_one(ckpts):
+    class Upscaler:
+        calls = []
+
+        def upscale(self, img, size):
+            self.calls.append((img.size, size))
+            return img.resize(size, Image.Resampling.NEAREST)
+
+    gt = GenreTransfer(AdaINDecoder(width=4), translator=_tiny(), upscaler=Upscaler())
+    out = gt.transfer(_poster(False, 3), "comedy", engine="translate", size=(256, 384))
+    assert out.size == (256, 384) and Upscaler.calls == [((32, 48), (256, 384))]
+    assert "by the learned upscaler" in image_notes(out)[-1]
+
+
+def test_cli_transfer_with_the_translate_engine(ckpts, tmp_path, capsys):
+    from poster_studio.cli import main
+
+    src = tmp_path / "poster.jpg"
+    _poster(False, 4).save(src)
+    base = ["transfer", "--engine", "translate", "--content", str(src), "--checkpoint", str(ckpts / "transfer"),
+            "--translator", str(ckpts / "translator")]
+    assert main(base + ["--genre", "horror", "--size", "64x96", "--out", str(tmp_path / "out.png")]) == 0
+    assert Image.open(tmp_path / "out.png").size == (64, 96)
+    capsys.readouterr()
+    assert main(base + ["--genre", "drama", "--out", str(tmp_path / "no.png")]) == 2
+    assert capsys.readouterr().err == "error: The translate engine reaches Comedy and Horror_Thriller, not Drama.\n"
+    assert not (tmp_path / "no.png").exists()
+
+
+def test_evaluate_translate_side_by_side_with_the_fast_engine(gt, data, tmp_path):
+    from poster_studio.transfer.evaluate import evaluate_translate
+
+    class Judge:  # sees Horror_Thriller in blue pictures, Comedy in the others
+        def __init__(self, flip=False):
+            self.flip = flip
+
+        def predict_proba(self, images):
+            p = np.zeros((len(images), len(G.GENRES)), np.float32)
+            for i, im in enumerate(images):
+                a = np.asarray(im, np.float32)
+                blue = (a[..., 2].mean() > a[..., 0].mean()) != self.flip
+                p[i, G.GENRES.index("Horror_Thriller" if blue else "Comedy")] = 1.0
+            return p
+
+    res = evaluate_translate(n_inputs=4, size=(64, 96), transfer=gt, classifier=Judge(), probe=Judge(flip=True),
+                             data_dir=data, kid_cache=tmp_path / "kid", save_dir=tmp_path / "saved")
+    assert res["inputs"] == 4 and res["engines"] == ["translate", "fast"] and set(res["genres"]) == set(PAIR)
+    comedy = res["genres"]["Comedy"]
+    assert comedy["inputs"] == 2  # the two blue Horror posters
+    assert comedy["input"]["hit_rate"] == 0.0 and comedy["input"]["hit_rate_probe"] == 1.0
+    for eng in ("translate", "fast"):
+        r = comedy[eng]
+        assert set(r) == {"hit_rate", "hit_rate_probe", "mean_target_prob", "kid", "ssim", "vgg_distance",
+                          "seconds_per_image"}
+        assert 0 < r["ssim"] <= 1 and r["vgg_distance"] > 0
+    assert set(res["average"]) == {"input", "translate", "fast"}
+    assert len(list((tmp_path / "saved" / "translate" / "Comedy").glob("*.jpg"))) == 2
+    with pytest.raises(InvalidArgumentError, match="reaches Comedy and Horror_Thriller, not Drama"):
+        evaluate_translate(["drama"], n_inputs=2, transfer=gt, classifier=Judge(), probe=Judge(), data_dir=data,
+                           kid_cache=tmp_path / "kid")
+
+
+# ------------------------------------------------------------------------------------------- the tab
+def test_tab_note_and_view(gt, ckpts, tmp_path):
+    from ui.transfer_tab import engine_choices, exemplars_view, translate_note
+
+    assert translate_note(gt).endswith("it reaches: Comedy, Horror & Thriller.")
+    assert [v for _, v in engine_choices(gt)] == ["fast", "quality", "translate"]
+    missing = GenreTransfer(AdaINDecoder(width=4))  # no translator on this server: not offered, no note
+    assert translate_note(missing) == "" and [v for _, v in engine_choices(missing)] == ["fast", "quality"]
+    assert [v for _, v in engine_choices(None)] == ["fast", "quality"]  # service still loading
+    md, thumbs = exemplars_view(gt, "horror", [], "translate")
+    assert md.startswith("**Translated to Horror & Thriller**") and thumbs == []
+    assert exemplars_view(gt, "western", [], "translate") == ("", [])
+
+
+def test_tab_handler_translates_through_the_service(gt, tmp_path):
+    import gradio as gr
+
+    import app
+    from ui import common as U
+
+    services = U.Services()
+    services.transfer.service = gt
+    services.transfer._done.set()
+    demo = app.build_demo(services)
+    transfer = next(f.fn for f in demo.fns.values() if f.api_name == "transfer")
+    _poster(False, 5, 60, 90).save(tmp_path / "poster.png")
+    out, md, _ = list(transfer(str(tmp_path / "poster.png"), "Horror & Thriller", "translate", 1.0, False, "64x96",
+                               10, [], "crop"))[-1]
+    with Image.open(out) as im:
+        assert im.size == (64, 96)
+    assert md.startswith("**Translated to Horror & Thriller** by the translate engine")
+    with pytest.raises(gr.Error, match="The translate engine reaches Comedy and Horror_Thriller, not Drama."):
+        list(transfer(str(tmp_path / "poster.png"), "Drama", "translate", 1.0, False, "64x96", 10, [], "crop"))

@@ -1,0 +1,486 @@
+"""Train the Genre transfer tab's "translate" engine: unpaired poster -> poster genre translation, resumably, on
+CUDA when there, else the CPU.
+
+  python train/train_translator.py --data ../shared/data/posters --minutes 25                 # ours -> runs/translator
+  python train/train_translator.py --data ../shared/data/posters --arch cyclegan --minutes 25 # the seed baseline
+  python train/train_translator.py --export checkpoints/translator --metrics runs/eval/translate.json
+
+Archs (networks in poster_studio/transfer/translate.py):
+  stargan   GenreTranslator, ONE generator for all --genres: G(x, t) with the target genre t fed to AdaIN residual
+            blocks, a residual image added to x (starts as the identity). PatchDiscriminator (70x70, spectral norm)
+            with one patch map per genre. Each step: posters x of source genre s (genres drawn evenly) and a random
+            other target t; D: x is real on map s, G(x, t) fake on map t; G: adversarial on map t + cycle
+            |G(G(x, t), s) - x| + identity |G(x, s) - x| (+ --lambda-content x VGG-19 distance to x). DiffAugment
+            on all D sees; the EMA of G is shipped.
+  cyclegan  the CycleGAN recipe for one pair (--pair, default Comedy Horror_Thriller): two ResNet generators, two
+            70x70 PatchGANs with instance norm, LSGAN, cycle 10 + identity 5, Adam(2e-4, 0.5), batch 1, a pool of
+            the last 50 fakes for D. Same script, same data, same budget.
+
+Domains: a genre's training posters with exactly one genre label; a genre with fewer than --min-domain of them
+(Romance has 47, Animation 95) also takes the posters labelled with it and one other genre. Data: the uint8 poster
+cache at --size (128x192) that train_generator.py uses (cache/gan, poster_studio.data.poster_cache), random flips.
+
+Resumable: the state (networks, EMA, Adam states, step, training seconds, loss history, RNG, CycleGAN pool) is
+saved atomically to <out>/state.safetensors every --save-every steps and on Ctrl-C / SIGTERM; rerun the same command
+to continue. --minutes is the training budget across resumes (--steps for smoke tests); --session-minutes ends
+this invocation early (rerun the same command for the next chunk). The learning rate decays linearly to 0 over the
+last --decay share of the budget. Every --sample-every steps: <out>/samples/step_N.png and samples_latest.png (rows:
+fixed val posters, columns: the input, then each target genre; they show posters: never commit them) and
+<out>/loss.png; <out>/checkpoint every --checkpoint-every steps and at the end. --export DIR writes the checkpoint
+from the saved state with a model card holding evaluate-translate results (--metrics, this model's first).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from poster_studio import genres as G  # noqa: E402
+from poster_studio import hub  # noqa: E402
+from poster_studio.data import default_data_dir, poster_cache, read_labels  # noqa: E402
+from poster_studio.device import default_device  # noqa: E402
+from poster_studio.errors import InvalidArgumentError  # noqa: E402
+from poster_studio.generate import diff_augment  # noqa: E402
+from poster_studio.images import fit_image, load_image, to_tensor  # noqa: E402
+from poster_studio.training import ema_update, load_state, save_loss_plot, save_state  # noqa: E402
+from poster_studio.transfer.translate import CycleGANPair, GenreTranslator, PatchDiscriminator  # noqa: E402
+
+LOSS_KEYS = ("d_loss", "g_adv", "cycle", "identity")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(default_data_dir()), help="poster folder (images/, labels.csv)")
+    p.add_argument("--arch", choices=("stargan", "cyclegan"), default="stargan")
+    p.add_argument("--out", default=None, help="run folder (default runs/translator, runs/translator-cyclegan)")
+    p.add_argument("--cache", default=str(ROOT / "cache" / "gan"), help="poster cache folder (shared with the GAN)")
+    p.add_argument("--max-images", type=int, default=None, help="use only the first N training posters (tests)")
+    p.add_argument("--size", default="128x192", help="native WxH, multiples of 4 (the poster cache's size)")
+    p.add_argument("--genres", nargs="+", default=list(G.GENRES), help="stargan: the genres served (default all 7)")
+    p.add_argument("--pair", nargs=2, default=["Comedy", "Horror_Thriller"], help="cyclegan: the two genres")
+    p.add_argument("--min-domain", type=int, default=200,
+                   help="a genre with fewer single-genre posters also takes its two-genre posters (0 = never)")
+    p.add_argument("--minutes", type=float, default=None, help="training budget across resumes")
+    p.add_argument("--steps", type=int, default=None, help="stop at this step (smoke tests)")
+    p.add_argument("--session-minutes", type=float, default=None, help="end this invocation after N minutes")
+    p.add_argument("--batch", type=int, default=None, help="default 8 (stargan), 1 (cyclegan, the recipe)")
+    p.add_argument("--lr-g", type=float, default=None, help="default 1e-4 (stargan), 2e-4 (cyclegan)")
+    p.add_argument("--lr-d", type=float, default=None, help="default 2e-4")
+    p.add_argument("--beta1", type=float, default=0.5)
+    p.add_argument("--beta2", type=float, default=0.999)
+    p.add_argument("--decay", type=float, default=0.5, help="share of the budget over which the lr decays to 0")
+    p.add_argument("--loss", choices=("lsgan", "hinge"), default="lsgan")
+    p.add_argument("--lambda-cyc", type=float, default=10.0)
+    p.add_argument("--lambda-id", type=float, default=None, help="default 1 (stargan), 5 (cyclegan: half of cycle)")
+    p.add_argument("--lambda-content", type=float, default=0.0, help="stargan: VGG-19 distance of G(x, t) to x")
+    p.add_argument("--diffaug", default=None, help="DiffAugment policy for D's inputs (default color,translation for "
+                   "stargan, none for cyclegan)")
+    p.add_argument("--width", type=int, default=64, help="generator width (first conv's channels)")
+    p.add_argument("--d-width", type=int, default=64, help="discriminator width")
+    p.add_argument("--n-res", type=int, default=6, help="residual blocks")
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--pool", type=int, default=50, help="cyclegan: fakes kept for D")
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--sample-every", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=2000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-tqdm", action="store_true")
+    p.add_argument("--export", default=None, help="only write the checkpoint from the saved state to this folder")
+    p.add_argument("--metrics", nargs="*", default=None,
+                   help="with --export: evaluate-translate JSON files (this model's first, then baselines)")
+    args = p.parse_args(argv)
+    stargan = args.arch == "stargan"
+    args.out = args.out or str(ROOT / "runs" / ("translator" if stargan else "translator-cyclegan"))
+    try:
+        args.genres = [G.parse_genre(g) for g in (args.genres if stargan else args.pair)]
+    except InvalidArgumentError as exc:
+        p.error(str(exc))
+    if len(set(args.genres)) < 2:
+        p.error("at least two different genres")
+    try:
+        args.size = tuple(int(v) for v in args.size.lower().split("x"))
+        assert len(args.size) == 2 and all(v >= 16 and v % 4 == 0 for v in args.size)
+    except (ValueError, AssertionError):
+        p.error(f"--size must be WxH, multiples of 4 of at least 16, got {args.size!r}")
+    args.batch = args.batch or (8 if stargan else 1)
+    args.lr_g = args.lr_g or (1e-4 if stargan else 2e-4)
+    args.lr_d = args.lr_d or 2e-4
+    args.lambda_id = (1.0 if stargan else 0.5 * args.lambda_cyc) if args.lambda_id is None else args.lambda_id
+    args.diffaug = ("color,translation" if stargan else "") if args.diffaug is None else args.diffaug
+    if not args.export and args.minutes is None and args.steps is None:
+        p.error("give --minutes (training budget) or --steps")
+    return args
+
+
+# ----------------------------------------------------------------------------------------------- data
+def make_domains(labels: torch.Tensor, genres: list[str], min_domain: int):
+    """(rows of the cache, domain index of each row, {genre: posters}): single-genre posters per genre, topped up
+    with its two-genre posters when there are fewer than `min_domain`."""
+    n_labels = labels.sum(1)
+    rows, doms, sizes = [], [], {}
+    for d, g in enumerate(genres):
+        has = labels[:, G.GENRES.index(g)] > 0
+        r = (has & (n_labels == 1)).nonzero().flatten()
+        if len(r) < min_domain:
+            r = (has & (n_labels <= 2)).nonzero().flatten()
+        if not len(r):
+            raise SystemExit(f"no training posters of {g}")
+        rows.append(r)
+        doms.append(torch.full((len(r),), d))
+        sizes[g] = len(r)
+    return torch.cat(rows), torch.cat(doms), sizes
+
+
+def poster_batch(images_u8: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """uint8 cached posters -> float [-1, 1], random horizontal flips."""
+    x = images_u8.float() / 127.5 - 1.0
+    flip = torch.rand(len(x), generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def sample_inputs(data: Path, genres: list[str], images, rows, doms, per: int, size) -> torch.Tensor:
+    """The sample grid's rows: `per` val posters of each genre (single-genre first, by id), [-1, 1]; training
+    posters of the domain when there are no val posters."""
+    recs = sorted((r for r in read_labels(data / "labels.csv") if r.split == "val"), key=lambda r: r.id)
+    out = []
+    for d, g in enumerate(genres):
+        picks = ([r for r in recs if r.genres == (g,)] + [r for r in recs if g in r.genres and len(r.genres) > 1])[:per]
+        xs = [to_tensor(fit_image(load_image(data / "images" / f"{r.id}.jpg"), size)) * 2 - 1 for r in picks]
+        out += xs or list(images[rows[doms == d][:per]].float() / 127.5 - 1.0)
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def save_samples(net, inputs: torch.Tensor, path: Path) -> None:
+    """Grid: one row per input: the input, then its translation to each genre the net serves."""
+    from torchvision.utils import make_grid, save_image
+
+    was = net.training
+    net.eval()
+    dev = next(net.parameters()).device
+    x = inputs.to(dev)
+    outs = [net(x, torch.full((len(x),), d, device=dev)) for d in range(len(net.genres))]
+    net.train(was)
+    grid = torch.stack([x, *outs], 1).flatten(0, 1).cpu()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(make_grid((grid + 1) / 2, nrow=1 + len(outs), padding=2), str(path))
+
+
+# ----------------------------------------------------------------------------------------------- losses, steps
+def adversarial(out: torch.Tensor, real: bool, loss: str, generator: bool = False) -> torch.Tensor:
+    """LSGAN (targets 1 / 0) or hinge; `generator`: the generator's side (hinge: -D)."""
+    if loss == "lsgan":
+        return F.mse_loss(out, torch.full_like(out, 1.0 if real else 0.0))
+    if generator:
+        return -out.mean()
+    return F.relu(1 - out).mean() if real else F.relu(1 + out).mean()
+
+
+class ImagePool:
+    """CycleGAN's history of fakes: D sees, half the time, a fake from earlier steps instead of the new one."""
+
+    def __init__(self, size: int, images=None):
+        self.size, self.images = size, list(images) if images is not None else []
+
+    def query(self, fakes: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        out = []
+        for f in fakes.detach():
+            if len(self.images) < self.size:
+                self.images.append(f.clone())
+                out.append(f)
+            elif torch.rand((), generator=gen) < 0.5:
+                i = int(torch.randint(len(self.images), (), generator=gen))
+                out.append(self.images[i].clone())
+                self.images[i] = f.clone()
+            else:
+                out.append(f)
+        return torch.stack(out)
+
+    def tensor(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.stack(self.images) if self.images else like.new_zeros((0, *like.shape[1:]))
+
+
+def stargan_step(nets, opts, batch, args, gen, feature_distance=None) -> dict:
+    """One D and one G update of the multi-genre translator; the losses as floats."""
+    G_net, D_net = nets
+    opt_g, opt_d = opts
+    x, s, t = batch
+    aug = lambda im: diff_augment(im, args.diffaug, gen)  # noqa: E731
+    if args.lambda_id:  # one generator pass for G(x, t) and G(x, s)
+        fake, same = G_net(torch.cat([x, x]), torch.cat([t, s])).chunk(2)
+    else:
+        fake, same = G_net(x, t), None
+
+    d_out = D_net(aug(torch.cat([x, fake.detach()])), torch.cat([s, t]))
+    d_loss = adversarial(d_out[: len(x)], True, args.loss) + adversarial(d_out[len(x):], False, args.loss)
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+
+    D_net.requires_grad_(False)
+    g_adv = adversarial(D_net(aug(fake), t), True, args.loss, generator=True)
+    D_net.requires_grad_(True)
+    cyc = (G_net(fake, s) - x).abs().mean()
+    idt = (same - x).abs().mean() if same is not None else x.new_zeros(())
+    g_loss = g_adv + args.lambda_cyc * cyc + args.lambda_id * idt
+    losses = {"d_loss": d_loss.item(), "g_adv": g_adv.item(), "cycle": cyc.item(), "identity": idt.item()}
+    if args.lambda_content:
+        content = feature_distance((fake + 1) / 2, (x + 1) / 2).mean()
+        g_loss = g_loss + args.lambda_content * content
+        losses["content"] = content.item()
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return losses
+
+
+def cyclegan_step(nets, opts, batch, args, gen, pools) -> dict:
+    """The CycleGAN recipe's update: G_AB and G_BA together, then both discriminators on pooled fakes."""
+    G_net, D_net = nets
+    opt_g, opt_d = opts
+    xa, xb = batch
+    to_a, to_b = G_net.nets
+    aug = lambda im: diff_augment(im, args.diffaug, gen)  # noqa: E731
+    fake_b, fake_a = to_b(xa), to_a(xb)
+    D_net.requires_grad_(False)
+    g_adv = (adversarial(D_net[1](aug(fake_b)), True, args.loss, generator=True)
+             + adversarial(D_net[0](aug(fake_a)), True, args.loss, generator=True))
+    D_net.requires_grad_(True)
+    cyc = (to_a(fake_b) - xa).abs().mean() + (to_b(fake_a) - xb).abs().mean()
+    idt = (to_b(xb) - xb).abs().mean() + (to_a(xa) - xa).abs().mean() if args.lambda_id else xa.new_zeros(())
+    g_loss = g_adv + args.lambda_cyc * cyc + args.lambda_id * idt
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+
+    pa, pb = pools[0].query(fake_a, gen), pools[1].query(fake_b, gen)
+    d_loss = sum(0.5 * (adversarial(D(aug(real)), True, args.loss) + adversarial(D(aug(fake)), False, args.loss))
+                 for D, real, fake in ((D_net[0], xa, pa), (D_net[1], xb, pb)))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    return {"d_loss": d_loss.item(), "g_adv": g_adv.item(), "cycle": cyc.item(), "identity": idt.item()}
+
+
+def make_models(args):
+    if args.arch == "stargan":
+        return (GenreTranslator(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res),
+                PatchDiscriminator(len(args.genres), args.d_width, "spectral"))
+    return (CycleGANPair(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res),
+            nn.ModuleList([PatchDiscriminator(1, args.d_width, "instance") for _ in range(2)]))
+
+
+# ----------------------------------------------------------------------------------------------- model card
+ARCH_NOTES = {
+    "stargan": "One multi-genre translator (StarGAN-like) for the Genre transfer tab's translate engine: G(x, t) = "
+               "encoder (7x7 conv, two strided 4x4 convs, instance norm) -> residual blocks with AdaIN from a learned "
+               "embedding of the target genre -> decoder (nearest upsampling + 3x3 convs) -> tanh residual added to "
+               "the input poster (zero-initialised: starts as the identity, keeps the layout). Trained unpaired "
+               "against a 70x70 PatchGAN with spectral norm and one patch map per genre (each image judged by its "
+               "genre's map), adversarial + cycle-consistency + identity losses, DiffAugment on D's inputs, EMA of "
+               "the generator (shipped). Native 128x192 (W x H); the service enlarges the result to the requested "
+               "size (learned upscaler when installed, else Lanczos).",
+    "cyclegan": "Baseline: the CycleGAN recipe for one genre pair: two ResNet generators (c7s1-64, d128, d256, 6 "
+                "residual blocks, u128, u64, c7s1-3, instance norm), two 70x70 PatchGANs with instance norm, LSGAN, "
+                "cycle 10 + identity 5, Adam(2e-4, 0.5), batch 1, a pool of 50 fakes. Native 128x192 (W x H).",
+}
+
+
+def summarize_metrics(files: list[str]) -> tuple[dict, str]:
+    """Model-card metrics (run/engine/metric) and a Markdown table from evaluate-translate JSON files."""
+    metrics, rows = {}, []
+    for f in files:
+        ev, run = json.loads(Path(f).read_text()), Path(f).stem
+        for eng, avg in ev.get("average", {}).items():
+            for k, v in avg.items():
+                metrics[f"{run}/{eng}/{k}"] = v
+            rows.append(f"| {run} | {eng} | " + " | ".join(
+                "n/a" if avg.get(k) is None else f"{avg[k]:.3f}"
+                for k in ("hit_rate", "hit_rate_probe", "ssim", "vgg_distance", "kid")) + " |")
+        metrics[f"{run}/translate/hit_rate_per_genre"] = {g: r["translate"]["hit_rate"]
+                                                          for g, r in ev.get("genres", {}).items()}
+    table = ("| run | engine | hit rate | hit rate (probe) | SSIM | VGG distance | KID |\n"
+             "|---|---|---|---|---|---|---|\n" + "\n".join(rows))
+    return metrics, table
+
+
+def write_checkpoint(net, out_dir: Path, args, info: dict, metric_files=None) -> None:
+    domains = ", ".join(f"{g} {n}" for g, n in info["domains"].items())
+    data = (f"Training posters (split `train` of the shared poster set, 182x268 JPEGs), centre-fitted to 2:3 at "
+            f"{args.size[0]}x{args.size[1]}, random horizontal flips. Domains (posters per genre; single-genre "
+            f"posters, topped up with two-genre ones below {args.min_domain}): {domains}; drawn evenly.")
+    budget = f"--minutes {args.minutes:g}" if args.minutes else f"--steps {info['step']}"
+    training = (f"`python train/train_translator.py --arch {args.arch} {budget} --batch {args.batch} "
+                f"--width {args.width}` on {info.get('device', '?')}: {info['step']} steps in "
+                f"{info['elapsed'] / 60:.1f} min. Adam lr G {args.lr_g}, D {args.lr_d}, betas ({args.beta1}, "
+                f"{args.beta2}), linear decay over the last {args.decay:.0%} of the budget; {args.loss} loss, cycle "
+                f"{args.lambda_cyc}, identity {args.lambda_id}, content {args.lambda_content}, DiffAugment "
+                f"'{args.diffaug}'.")
+    desc, metrics, extra = ARCH_NOTES[args.arch], {}, {}
+    if metric_files:
+        metrics, table = summarize_metrics(metric_files)
+        desc += ("\n\nEvaluation (`python -m poster_studio evaluate-translate`, val posters never trained on): "
+                 "hit rate = share of translated posters whose top genre is the target, under the project classifier "
+                 "and under the VGG-19 probe; SSIM and VGG distance to the input; KID against the real val posters of "
+                 "the target genre; `input` = the posters untouched, `fast` = the AdaIN engine on the same inputs:\n\n"
+                 + table + "\n\nFull results: `evaluation.json`.")
+        evaluation = {Path(f).stem: json.loads(Path(f).read_text()) for f in metric_files}
+        extra["evaluation.json"] = lambda p: Path(p).write_text(json.dumps(evaluation, indent=2))
+    desc += "\n\nSample grids (they show real posters) stay in the run folder, not here."
+    hub.save_checkpoint(net, out_dir, description=desc, data=data, training=training, metrics=metrics,
+                        extra_files=extra)
+
+
+# ----------------------------------------------------------------------------------------------- training
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    state_path = out / "state.safetensors"
+    st = load_state(state_path) if state_path.is_file() else None
+    if args.export:
+        if st is None:
+            raise SystemExit(f"nothing to export: no {state_path}")
+        args.arch = st["arch"]
+        for k, v in json.loads(st["train_args"]).items():
+            setattr(args, k, v)  # build and describe the networks as they were trained
+    elif st is not None and st["arch"] != args.arch:
+        raise SystemExit(f"{state_path} belongs to arch {st['arch']!r}, not {args.arch!r}: use another --out.")
+    out.mkdir(parents=True, exist_ok=True)
+    stargan = args.arch == "stargan"
+    torch.manual_seed(args.seed)
+    dev = default_device()
+    torch.backends.cudnn.benchmark = dev.type == "cuda"  # fixed shapes: let cuDNN pick its fastest convolutions
+    G_net, D_net = make_models(args)
+    G_net, D_net = G_net.to(dev), D_net.to(dev)
+    G_ema = copy.deepcopy(G_net).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(G_net.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
+    opt_d = torch.optim.Adam(D_net.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
+    history: dict = {"step": [], **{k: [] for k in LOSS_KEYS}}
+    step, elapsed, domains, device = 0, 0.0, {}, dev.type
+    gen = torch.Generator().manual_seed(args.seed)
+    pools = [ImagePool(args.pool), ImagePool(args.pool)]
+    train_args = {k: getattr(args, k) for k in (
+        "genres", "size", "width", "d_width", "n_res", "minutes", "batch", "lr_g", "lr_d", "beta1", "beta2", "decay",
+        "loss", "lambda_cyc", "lambda_id", "lambda_content", "diffaug", "min_domain")}
+    if st is not None:
+        G_net.load_state_dict(st["G"]), D_net.load_state_dict(st["D"]), G_ema.load_state_dict(st["G_ema"])
+        opt_g.load_state_dict(st["opt_g"]), opt_d.load_state_dict(st["opt_d"])
+        step, elapsed, domains, device = int(st["step"]), float(st["elapsed"]), json.loads(st["domains"]), st["device"]
+        history = {k: list(v) for k, v in st["history"].items()}
+        gen.set_state(st["rng"])
+        pools = [ImagePool(args.pool, st[k].to(dev)) for k in ("pool_a", "pool_b")]
+        print(f"resumed from step {step} ({elapsed / 60:.1f} min used)", flush=True)
+    shipped = G_ema if stargan else G_net
+    info = lambda: {"step": step, "elapsed": elapsed, "domains": domains, "device": device}  # noqa: E731
+    if args.export:
+        write_checkpoint(shipped, Path(args.export), args, info(), args.metrics)
+        print(f"exported {args.arch} (step {step}) to {args.export}")
+        return info()
+
+    show = not args.no_tqdm
+    cache = poster_cache(args.data, args.cache, "train", args.max_images, show, args.size)
+    images = cache["images"]
+    rows, doms, domains = make_domains(cache["labels"], args.genres, args.min_domain)
+    weights = 1.0 / torch.bincount(doms).float()[doms]  # every genre drawn as often
+    samples = sample_inputs(Path(args.data), args.genres, images, rows, doms, max(1, 6 // len(args.genres)),
+                            args.size)
+    feature_distance = None
+    if args.lambda_content:  # the upscaler's LPIPS-like VGG-19 distance (differentiable)
+        import poster_studio.upscale.evaluate as upscale_evaluate
+
+        feature_distance = upscale_evaluate.feature_distance
+
+    def save() -> None:
+        save_state(state_path, {
+            "arch": args.arch, "G": G_net.state_dict(), "D": D_net.state_dict(), "G_ema": G_ema.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step, "elapsed": elapsed,
+            "history": history, "rng": gen.get_state(), "train_args": json.dumps(train_args),
+            "domains": json.dumps(domains), "device": device, "pool_a": pools[0].tensor(images[:1].float()),
+            "pool_b": pools[1].tensor(images[:1].float())})
+
+    def batch():
+        if stargan:
+            idx = torch.multinomial(weights, args.batch, replacement=True, generator=gen)
+            s = doms[idx]
+            t = (s + torch.randint(1, len(args.genres), (args.batch,), generator=gen)) % len(args.genres)
+            return poster_batch(images[rows[idx]], gen).to(dev), s.to(dev), t.to(dev)
+        picks = []
+        for d in (0, 1):
+            r = rows[doms == d]
+            picks.append(poster_batch(images[r[torch.randint(len(r), (args.batch,), generator=gen)]], gen).to(dev))
+        return tuple(picks)
+
+    budget = args.minutes * 60 if args.minutes else float("inf")
+    max_steps = args.steps or 10**9
+    session_end = time.time() + args.session_minutes * 60 if args.session_minutes else float("inf")
+    bar = tqdm(total=None if max_steps == 10**9 else max_steps, initial=step, disable=not show, mininterval=10,
+               desc=args.arch)
+    G_net.train(), D_net.train()
+    t_last = time.time()
+    try:
+        while step < max_steps and elapsed < budget and time.time() < session_end:
+            progress = max(step / max_steps, elapsed / budget)
+            scale = min(1.0, (1.0 - progress) / args.decay) if args.decay > 0 else 1.0
+            for opt, lr in ((opt_g, args.lr_g), (opt_d, args.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = lr * scale
+            if stargan:
+                losses = stargan_step((G_net, D_net), (opt_g, opt_d), batch(), args, gen, feature_distance)
+                ema_update(G_ema, G_net, min(args.ema, (1 + step) / (10 + step)))
+            else:
+                losses = cyclegan_step((G_net, D_net), (opt_g, opt_d), batch(), args, gen, pools)
+            step += 1
+            now = time.time()
+            elapsed += now - t_last
+            t_last = now
+            history["step"].append(step)
+            for k, v in losses.items():
+                history.setdefault(k, []).append(v)
+            bar.update(1)
+            bar.set_postfix(d=f"{losses['d_loss']:.3f}", adv=f"{losses['g_adv']:.3f}", cyc=f"{losses['cycle']:.3f}",
+                            min=f"{elapsed / 60:.1f}", refresh=False)
+            if step % args.save_every == 0:
+                save()
+            if step % args.sample_every == 0:
+                save_samples(shipped, samples, out / "samples" / f"step_{step:06d}.png")
+                save_samples(shipped, samples, out / "samples_latest.png")
+                save_loss_plot(history, out / "loss.png", LOSS_KEYS, f"{args.arch} translator losses (moving average)")
+            if step % args.checkpoint_every == 0:
+                write_checkpoint(shipped, out / "checkpoint", args, info())
+    except KeyboardInterrupt:
+        save()
+        print(f"\ninterrupted at step {step}: state saved, rerun the same command to go on", file=sys.stderr)
+        raise
+    bar.close()
+    save()
+    save_samples(shipped, samples, out / "samples_latest.png")
+    save_loss_plot(history, out / "loss.png", LOSS_KEYS, f"{args.arch} translator losses (moving average)")
+    write_checkpoint(shipped, out / "checkpoint", args, info())
+    print(json.dumps({"arch": args.arch, "step": step, "minutes": round(elapsed / 60, 2), "domains": domains,
+                      "out": str(out)}), flush=True)
+    return {**info(), "history": history}
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
