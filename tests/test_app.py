@@ -278,6 +278,20 @@ def test_api_dream_and_masks_real_output(client, synthetic_picture):
     assert text.count("of the evidence") == 3
 
 
+def test_other_tabs_keep_serving_while_a_dream_runs(client, synthetic_picture):
+    """A dream runs in its own queue: a classify request sent while it runs comes back before it ends."""
+    _needs("classifier")
+    from gradio_client import handle_file
+
+    job = client.submit(["Drama"], None, "none", "256x384", 400, 8, 4, 1.4, 1.0, 0, api_name="/dream")
+    t0 = time.time()
+    while job.status().code.name not in ("PROCESSING", "ITERATING") and time.time() - t0 < 60:
+        time.sleep(0.2)
+    label = client.predict(handle_file(str(synthetic_picture)), "top", api_name="/classify")[0]
+    assert label["label"] and not job.done()
+    job.cancel()
+
+
 @pytest.mark.parametrize("api_name, args, message", [
     ("/generate", (["Comedy"], 17, 1, 0.7, "native"), "Count must be a whole number from 1 to 16, got 17."),
     ("/generate", (["Comedy"], 500, 1, 0.7, "native"), "Count must be a whole number from 1 to 16, got 500."),
