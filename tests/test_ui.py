@@ -11,11 +11,9 @@ import types
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import pytest
 from PIL import Image
 
-from poster_studio import genres as G
 from poster_studio.errors import CheckpointError, InvalidArgumentError, PosterStudioError
 from ui import common as U
 
