@@ -1,22 +1,17 @@
 """`python -m poster_studio dream | evaluate-dream`."""
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 from .. import genres as G
 from ..classify.probe import GenreProbe
-from ..errors import InvalidArgumentError
-from ..images import image_notes
+from ..cli_output import emit_json, output_image_path, save_image
 from .evaluate import evaluate_dream
 from .service import Dreamer
 
 
 def _cmd_dream(args) -> int:
-    out = Path(args.out)
-    if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp"}:
-        raise InvalidArgumentError(f"--out must end in .png, .jpg or .webp, got {args.out!r}.")
+    out = output_image_path(args.out)
     dreamer = Dreamer.load(hub_repo=args.hub_repo, directory=args.classifier)
 
     def progress(frac, _preview):
@@ -26,24 +21,14 @@ def _cmd_dream(args) -> int:
                         iterations=args.iterations, octaves=args.octaves, scale=args.scale, strength=args.strength,
                         seed=args.seed, progress=progress)
     print(file=sys.stderr)
-    for note in image_notes(img):
-        print(f"note: {note}", file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out)
-    print(str(out))
-    return 0
+    return save_image(img, out)
 
 
 def _cmd_evaluate(args) -> int:
     res = evaluate_dream(Dreamer.load(hub_repo=args.hub_repo, directory=args.classifier),
                          GenreProbe.load(hub_repo=args.hub_repo, directory=args.probe), args.genre or G.GENRES,
                          args.seeds, size=args.size, steps=args.steps, save_dir=args.save_dir)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(text)
-    return 0
+    return emit_json(res, args.json_out)
 
 
 def add_cli(sub) -> None:

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from .. import genres as G
+from ..cli_output import emit_json
 from .evaluate import evaluate_generator
 from .service import PosterGenerator
 
@@ -32,12 +33,7 @@ def _cmd_evaluate(args) -> int:
     result = evaluate_generator(args.images, args.labels, split=args.split, n_per_genre=args.n_per_genre,
                                 checkpoint=args.checkpoint, truncation=args.truncation, seed=args.seed,
                                 images_root=args.data_images)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(text)
-    return 0
+    return emit_json(result, args.json_out)
 
 
 def add_cli(sub) -> None:

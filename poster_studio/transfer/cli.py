@@ -1,15 +1,13 @@
 """`python -m poster_studio transfer | evaluate-transfer | evaluate-translate`."""
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 from .. import genres as G
 from .. import hub
 from ..classify import Classifier
-from ..errors import InvalidArgumentError
-from ..images import FIT_MODES, image_notes
+from ..cli_output import emit_json, output_image_path, save_image
+from ..images import FIT_MODES
 from .engines import DEFAULT_STEPS
 from .evaluate import evaluate_transfer, evaluate_translate
 from .service import CHECKPOINT_NAME, GenreTransfer
@@ -18,9 +16,7 @@ from .translate import CHECKPOINT_NAME as TRANSLATOR_NAME
 
 def _cmd_transfer(args) -> int:
     gt = GenreTransfer.load(hub_repo=args.hub_repo, directory=args.checkpoint, translator_directory=args.translator)
-    out = Path(args.out)
-    if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp"}:
-        raise InvalidArgumentError(f"--out must end in .png, .jpg or .webp, got {args.out!r}.")
+    out = output_image_path(args.out)
 
     def progress(frac, _preview):
         print(f"\r{frac * 100:5.1f}%", end="", file=sys.stderr, flush=True)
@@ -30,12 +26,7 @@ def _cmd_transfer(args) -> int:
                       steps=args.steps, fit=args.fit, progress=progress if args.engine == "quality" else None)
     if args.engine == "quality":
         print(file=sys.stderr)
-    for note in image_notes(img):
-        print(f"note: {note}", file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out)
-    print(str(out))
-    return 0
+    return save_image(img, out)
 
 
 def _classifier(args):
@@ -49,11 +40,7 @@ def _cmd_evaluate(args) -> int:
                             save_dir=args.save_dir, n_val_posters=args.val_posters, classifier=_classifier(args))
     res["classifier_checkpoint"] = str(args.classifier or hub.resolve("classifier", hub_repo=args.hub_repo))
     res["transfer_checkpoint"] = str(args.checkpoint or hub.resolve(CHECKPOINT_NAME, hub_repo=args.hub_repo))
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).write_text(text)
-    return 0
+    return emit_json(res, args.json_out)
 
 
 def _cmd_evaluate_translate(args) -> int:
@@ -63,12 +50,7 @@ def _cmd_evaluate_translate(args) -> int:
                              transfer=gt, classifier=_classifier(args), data_dir=args.data, save_dir=args.save_dir)
     res["classifier_checkpoint"] = str(args.classifier or hub.resolve("classifier", hub_repo=args.hub_repo))
     res["translator_checkpoint"] = str(args.translator or hub.resolve(TRANSLATOR_NAME, hub_repo=args.hub_repo))
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(text)
-    return 0
+    return emit_json(res, args.json_out)
 
 
 def add_cli(sub) -> None:

@@ -1,28 +1,16 @@
 """`python -m poster_studio upscale | evaluate-upscaler`."""
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 from .. import hub
-from ..errors import InvalidArgumentError
-from ..images import image_notes
+from ..cli_output import emit_json, output_image_path, save_image
 from .evaluate import evaluate_upscaler
 from .service import CHECKPOINT_NAME, Upscaler
 
 
 def _cmd_upscale(args) -> int:
-    out = Path(args.out)
-    if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp"}:
-        raise InvalidArgumentError(f"--out must end in .png, .jpg or .webp, got {args.out!r}.")
-    img = Upscaler.load(directory=args.checkpoint, hub_repo=args.hub_repo).upscale(args.image, args.size)
-    for note in image_notes(img):
-        print(f"note: {note}", file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out)
-    print(str(out))
-    return 0
+    out = output_image_path(args.out)
+    return save_image(Upscaler.load(directory=args.checkpoint, hub_repo=args.hub_repo).upscale(args.image, args.size),
+                      out)
 
 
 def _cmd_evaluate(args) -> int:
@@ -30,12 +18,7 @@ def _cmd_evaluate(args) -> int:
     res = evaluate_upscaler(upscaler=up, n_images=args.n, data_dir=args.data, split=args.split,
                             save_dir=args.save_dir)
     res["checkpoint"] = str(args.checkpoint or hub.resolve(CHECKPOINT_NAME, hub_repo=args.hub_repo))
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(text)
-    return 0
+    return emit_json(res, args.json_out)
 
 
 def add_cli(sub) -> None:
