@@ -49,6 +49,18 @@ def ssim(a: Image.Image, b: Image.Image) -> float:
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
+def _judges(classifier, probe):
+    """The project classifier and the VGG-19 probe (None when its checkpoint is missing: reported without it)."""
+    if classifier is None:
+        classifier = Classifier.load()
+    if probe is None:
+        try:
+            probe = GenreProbe.load()
+        except CheckpointError:
+            probe = None
+    return classifier, probe
+
+
 def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence[str], *, engine: str = "fast",
                       strength: float = 1.0, size=(384, 576), steps: Optional[int] = None,
                       transfer: Optional[GenreTransfer] = None, classifier=None, save_dir=None,
@@ -68,13 +80,7 @@ def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence
     gs = [G.parse_genre(g) for g in genres]
     if not gs:
         raise InvalidArgumentError("Give at least one genre.")
-    if classifier is None:
-        classifier = Classifier.load()
-    if probe is None:
-        try:
-            probe = GenreProbe.load()
-        except CheckpointError:
-            probe = None  # reported without the second judge
+    classifier, probe = _judges(classifier, probe)
     gt = transfer or GenreTransfer.load()
     w, h = gt.check_inputs(content=files[0], genre=gs[0], engine=engine, size=size, steps=steps)["size"]
     contents = [fit_image(load_image(f), (w, h)) for f in files]
@@ -136,13 +142,7 @@ def evaluate_translate(genres: Optional[Sequence[str]] = None, *, n_inputs: int 
           for g in (genres or gt.translate_genres)]
     w, h = gt.check_inputs(content=files[0], genre=gs[0], engine="translate", size=size)["size"]
     engines = [e for e in engines if e == "translate" or gt.bank is not None]
-    if classifier is None:
-        classifier = Classifier.load()
-    if probe is None:
-        try:
-            probe = GenreProbe.load()
-        except CheckpointError:
-            probe = None
+    classifier, probe = _judges(classifier, probe)
     contents = [fit_image(load_image(f), (w, h)) for f in files]
     real_f, real_l = real_features(data / "labels.csv", "val", cache_dir=Path(kid_cache) if kid_cache else CACHE_DIR)
 
