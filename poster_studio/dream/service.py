@@ -216,7 +216,7 @@ class Dreamer:
                 break
         if x.shape[-2:] != (h, w):
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-        if done < a["steps"]:
+        if cancel is not None and cancel.is_set() and done < a["steps"]:
             notes.append(f"Cancelled after {done} of {a['steps']} steps: this is the dream so far.")
         timer(done, x, final=True)
         return _with_notes(to_pil(x.clamp(0, 1).cpu()), notes)
