@@ -125,8 +125,15 @@ def load_image(source: ImageInput, *, min_side: int = MIN_SIDE, max_pixels: int 
 
 
 def image_notes(img: Image.Image) -> list[str]:
-    """What `load_image` had to decide for the user (e.g. an animated image's first frame was used)."""
+    """What was decided for the user on the way to this picture (load_image: an animated image's first frame was
+    used; the services: the picture was cropped to 2:3, a run was cancelled ...)."""
     return list(img.info.get(NOTE_KEY, []))
+
+
+def with_notes(img: Image.Image, notes: list[str]) -> Image.Image:
+    """`img` carrying `notes` (read back with image_notes)."""
+    img.info[NOTE_KEY] = list(notes)
+    return img
 
 
 # ------------------------------------------------------------------------------------------- tensors

@@ -65,6 +65,14 @@ class PosterClassifier(nn.Module, hub.HubMixin):
             f = blk(f)
         return b.bn2(b.conv_head(f))
 
+    def block_output(self, x: torch.Tensor, block: int) -> torch.Tensor:
+        """The output of backbone stage `block` (0-6) for a normalised input (what deep dream amplifies)."""
+        b = self.backbone
+        h = b.bn1(b.conv_stem(x))
+        for blk in b.blocks[: block + 1]:
+            h = blk(h)
+        return h
+
     def head_from_map(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Feature map -> (logits, embedding before normalisation)."""
         emb = self.embed(self.dropout(fmap.mean((2, 3))))

@@ -30,7 +30,7 @@ from ..checks import check_choice, check_float, check_int, check_size
 from ..classify import Classifier
 from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import InvalidArgumentError
-from ..images import NOTE_KEY, ImageInput, fit_image, image_notes, load_image, needs_fitting, to_pil, to_tensor
+from ..images import ImageInput, fit_image, image_notes, load_image, needs_fitting, to_pil, to_tensor, with_notes
 from .deepdream import deep_dream
 from .render import FourierImage, PreviewTimer, Progress, logit, octave_sizes, optimise, random_view
 
@@ -148,18 +148,11 @@ class Dreamer:
         size = (max(32, round(x.shape[-2] * k)), max(32, round(x.shape[-1] * k)))
         return F.interpolate(x, size=size, mode="bilinear", antialias=k < 1, align_corners=False)
 
-    def _stage(self, x: torch.Tensor, block: int) -> torch.Tensor:
-        b = self.model.backbone
-        h = b.bn1(b.conv_stem(TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)))
-        for blk in b.blocks[: block + 1]:
-            h = blk(h)
-        return h
-
     def layer_loss(self, layer: str) -> Callable[[torch.Tensor], torch.Tensor]:
         """picture -> mean squared activation of `layer` (the value deep dream raises)."""
         if layer.startswith("classifier.block"):
             block = int(layer[len("classifier.block"):])
-            return lambda x: self._stage(x, block).pow(2).mean()
+            return lambda x: self.model.block_output(TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD), block).pow(2).mean()
         vgg = shared_vgg19()
         return lambda x: vgg(x.to(vgg.device), [layer])[layer].pow(2).mean()
 
@@ -219,7 +212,7 @@ class Dreamer:
         if cancel is not None and cancel.is_set() and done < a["steps"]:
             notes.append(f"Cancelled after {done} of {a['steps']} steps: this is the dream so far.")
         timer(done, x, final=True)
-        return _with_notes(to_pil(x.clamp(0, 1).cpu()), notes)
+        return with_notes(to_pil(x.clamp(0, 1).cpu()), notes)
 
     # -- deep dream
     def deep_dream(self, image: Any, *, layer: Any = DEFAULT_LAYER, genres: Any = None, size: Any = "picture",
@@ -269,7 +262,7 @@ class Dreamer:
         if not finished:
             notes.append("Cancelled: this is the dream so far.")
         timer(0, out, final=True)
-        return _with_notes(to_pil(out.clamp(0, 1).cpu()), notes)
+        return with_notes(to_pil(out.clamp(0, 1).cpu()), notes)
 
     # -- one entry point for the CLI and the API
     def dream(self, genres: Any = None, *, image: Optional[ImageInput] = None, layer: Any = None,
@@ -295,8 +288,3 @@ class Dreamer:
 def _split(total: int, parts: int) -> list[int]:
     base, extra = divmod(total, parts)
     return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
-def _with_notes(img: Image.Image, notes: list[str]) -> Image.Image:
-    img.info[NOTE_KEY] = list(notes)
-    return img

@@ -31,8 +31,8 @@ from .. import hub
 from ..checks import check_choice, check_float, check_int, check_size
 from ..device import default_device
 from ..errors import BusyError, CheckpointError, InvalidArgumentError
-from ..images import FIT_MODES, NOTE_KEY, ImageInput, fit_image, image_notes, load_image, needs_fitting, to_pil, \
-    to_tensor
+from ..images import FIT_MODES, ImageInput, fit_image, image_notes, load_image, needs_fitting, to_pil, \
+    to_tensor, with_notes
 from ..backbones import shared_vgg19
 from .engines import DEFAULT_STEPS, AdaINDecoder, FastEngine, GatysConfig, GatysEngine, Progress
 from .exemplars import ExemplarBank
@@ -187,7 +187,7 @@ class GenreTransfer:
         if a["strength"] == 0.0:
             if progress is not None:
                 progress(1.0, img)
-            return _with_notes(img, notes)
+            return with_notes(img, notes)
         if style is None and a["engine"] != "translate":
             style = self.style_from_images(a["style_images"], grams=a["engine"] == "quality") if a["style_images"] \
                 else self._genre_style(a["genre"])
@@ -215,7 +215,7 @@ class GenreTransfer:
                 notes.append("Cancelled: this is the picture so far.")
         if a["preserve_color"]:
             out = preserve_colors(out, x)
-        return _with_notes(to_pil(out), notes)
+        return with_notes(to_pil(out), notes)
 
     def _genre_style(self, genre: str) -> GenreStyle:
         if self.bank is None:
@@ -276,8 +276,3 @@ def _optional_upscaler(hub_repo: Optional[str]):
     except Exception as exc:
         log.info("translate engine without a learned upscaler (%s): Lanczos", str(exc).splitlines()[0][:200])
         return None
-
-
-def _with_notes(img, notes: list[str]):
-    img.info[NOTE_KEY] = list(notes)
-    return img
