@@ -538,3 +538,18 @@ def test_validated_exemplars_judge_candidates_then_grow_the_blend_while_it_helps
     assert {r["id"] for r in report} == {"p0", "p1", "p2", "p3", "p4"}
     assert [r["kept"] for r in report] == [True, True, False, False, False]
     assert report[0]["tune_hit_rate"] == 1.0 and report[-1]["tune_hit_rate"] == 0.0
+
+    # With the VGG-19 probe as a second judge (here it likes redness near 0.3, twice as sharply), the mean of both
+    # margins ranks p2 (0.3) first, and every blend with it scores lower: one exemplar, which both judges accept.
+    class Probe:
+        def predict_proba(self, outs):
+            p = np.full((len(outs), len(G.GENRES)), 0.6)
+            p[:, gi] = [1.0 - 2 * abs(o - 0.3) for o in outs]
+            return p
+
+    rows, weights, report = validated_exemplars(index, tmp_path, "Horror_Thriller", k=2, pool=5,
+                                                tune_content=[None, None], transfer=Engine(), classifier=Clf(),
+                                                probe=Probe())
+    assert rows == [2] and weights == [1.0]
+    assert [r["id"] for r in report] == ["p2", "p4", "p0", "p3", "p1"]
+    assert report[0]["tune_hit_rate"] == 1.0 and report[3]["tune_hit_rate"] == 0.0  # p3: the classifier's yes, probe's no

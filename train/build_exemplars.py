@@ -2,6 +2,7 @@
 
   python train/build_exemplars.py --data ../shared/data/posters [--method seed|topk|clusters] [--k 4] [--score prob|margin]
   python train/build_exemplars.py --data ../shared/data/posters --method validated --pool 24 --k 4   # shipped
+  (validated judges: --judges both (default: the classifier and the VGG-19 probe) or --judges classifier)
 
 Reads the index of checkpoints/classifier/ (index.safetensors + index.json, written by train_classifier.py),
 selects exemplars per genre (poster_studio.transfer.exemplars), opens those posters from --data (only here, at build
@@ -25,6 +26,7 @@ from poster_studio import genres as G  # noqa: E402
 from poster_studio import hub  # noqa: E402
 from poster_studio.backbones import VGG19Features, shared_vgg19  # noqa: E402
 from poster_studio.classify import Classifier, load_index  # noqa: E402
+from poster_studio.classify.probe import GenreProbe  # noqa: E402
 from poster_studio.data import default_data_dir, read_labels, spread_sample  # noqa: E402
 from poster_studio.images import load_image, to_tensor  # noqa: E402
 from poster_studio.transfer import ExemplarBank, GenreTransfer  # noqa: E402
@@ -34,21 +36,29 @@ from poster_studio.transfer.style import (ENCODER_LAYER, GRAM_LAYERS, STAT_LAYER
 
 
 def validated_exemplars(index, images_dir: Path, genre: str, *, k: int, pool: int, tune_content: list,
-                        transfer, classifier, size=(192, 288)) -> tuple[list[int], list[float], list[dict]]:
-    """The "validated" method: the classifier judges the exemplars by what they do to pictures. Candidates are the
-    `pool` training posters with the highest genre margin; each one alone restyles the tuning content (training
-    posters, never the evaluation images) with the fast engine and the classifier scores the results by the genre's
-    margin (its probability minus the best other genre's). The blend then grows greedily from the best candidate:
-    the next best joins while the blend's margin on the tuning content does not drop, up to k+1 exemplars (equal
-    weights). So a genre keeps several exemplars when blending helps and one when averaging washes its style out."""
+                        transfer, classifier, probe=None, size=(192, 288)) -> tuple[list[int], list[float], list[dict]]:
+    """The "validated" method: judges score the exemplars by what they do to pictures. Candidates are the `pool`
+    training posters with the highest genre margin; each one alone restyles the tuning content (training posters,
+    never the evaluation images) with the fast engine and the judges score the results by the genre's margin (its
+    probability minus the best other genre's): the classifier alone, or with `probe` (the VGG-19 genre probe) the
+    mean of both margins, so an exemplar must read as the genre to two different networks. The blend then grows
+    greedily from the best candidate: the next best joins while the blend's margin on the tuning content does not
+    drop, up to k+1 exemplars (equal weights). So a genre keeps several exemplars when blending helps and one when
+    averaging washes its style out."""
     gi = G.GENRES.index(genre)
+
+    def margin(p: torch.Tensor) -> torch.Tensor:
+        return p[:, gi] - torch.cat([p[:, :gi], p[:, gi + 1:]], 1).max(1).values
 
     def judge(rows: list[int]) -> tuple[float, float]:
         style = transfer.style_from_images([load_image(images_dir / f"{index.ids[r]}.jpg") for r in rows], grams=False)
         outs = [transfer.transfer(c, style=style, size=size) for c in tune_content]
         p = torch.as_tensor(classifier.predict_proba(outs))
-        others = torch.cat([p[:, :gi], p[:, gi + 1:]], 1).max(1).values
-        return float((p[:, gi] - others).mean()), float((p.argmax(1) == gi).float().mean())
+        m, hit = margin(p), (p.argmax(1) == gi).float()
+        if probe is not None:
+            q = torch.as_tensor(probe.predict_proba(outs))
+            m, hit = (m + margin(q)) / 2, hit * (q.argmax(1) == gi).float()
+        return float(m.mean()), float(hit.mean())
 
     cand = torch.argsort(genre_scores(torch.as_tensor(index.probs), genre, "margin"), descending=True)[:pool].tolist()
     scored = sorted(((*judge([r]), r) for r in cand), reverse=True)
@@ -56,9 +66,9 @@ def validated_exemplars(index, images_dir: Path, genre: str, *, k: int, pool: in
     for _, _, r in scored[1:]:
         if len(rows) > k:
             break
-        margin, _ = judge(rows + [r])
-        if margin >= best:
-            rows, best = rows + [r], margin
+        blend_margin, _ = judge(rows + [r])
+        if blend_margin >= best:
+            rows, best = rows + [r], blend_margin
     report = [{"id": index.ids[r], "tune_margin": round(m, 4), "tune_hit_rate": round(h, 4), "kept": r in rows}
               for m, h, r in scored]
     return rows, [1.0 / len(rows)] * len(rows), report
@@ -67,7 +77,7 @@ def validated_exemplars(index, images_dir: Path, genre: str, *, k: int, pool: in
 def build_bank(index, images_dir: str | Path, *, method: str = "seed", k: int = 4, score: str = "prob",
                pool: int = 200, genres=G.GENRES, vgg: VGG19Features | None = None, seed: int = 0,
                style_size: tuple[int, int] = STYLE_SIZE, tune_content: list | None = None,
-               transfer=None, classifier=None) -> ExemplarBank:
+               transfer=None, classifier=None, probe=None) -> ExemplarBank:
     """`index`: anything with .ids .titles .years .embeddings .probs (classifier.EmbeddingIndex).
     Method "validated" also needs `tune_content` (images), a `transfer` (GenreTransfer) and a `classifier`."""
     images_dir = Path(images_dir)
@@ -78,7 +88,7 @@ def build_bank(index, images_dir: str | Path, *, method: str = "seed", k: int = 
         if method == "validated":
             rows, weights, validation[g] = validated_exemplars(index, images_dir, g, k=k, pool=pool,
                                                                tune_content=tune_content, transfer=transfer,
-                                                               classifier=classifier)
+                                                               classifier=classifier, probe=probe)
         else:
             rows, weights = select_exemplars(torch.as_tensor(index.embeddings), torch.as_tensor(index.probs), g,
                                              method=method, k=k, score=score, pool=pool, seed=seed)
@@ -90,7 +100,9 @@ def build_bank(index, images_dir: str | Path, *, method: str = "seed", k: int = 
                "prob": round(float(index.probs[r][gi]), 4)} for r, w in zip(rows, weights)]
         pm, pc = blend_colors(stats, weights)
         styles[g] = GenreStyle(g, ex, mean, std, gr, stats["mean"][ENCODER_LAYER], stats["std"][ENCODER_LAYER], pm, pc)
-    info = {"index": getattr(index, "source", "classifier"), "method": method, "k": k, "score": score, "pool": pool, "style_size": list(style_size),
+    info = {"index": getattr(index, "source", "classifier"), "method": method,
+            "judges": "classifier + VGG-19 probe" if probe is not None else "classifier",
+            "k": k, "score": score, "pool": pool, "style_size": list(style_size),
             "stat_layers": list(STAT_LAYERS), "gram_layers": list(GRAM_LAYERS),
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if validation:
@@ -135,6 +147,8 @@ def main(argv=None) -> int:
     p.add_argument("--method", choices=METHODS + ("validated",), default="seed",
                    help="seed | topk | clusters (from the index alone) | validated (candidates judged by the classifier "
                         "on fast transfers of --tune-posters training posters; needs the decoder in --out)")
+    p.add_argument("--judges", choices=("classifier", "both"), default="both",
+                   help="validated: who judges the candidates: the classifier, or it and the VGG-19 probe (checkpoints/probe)")
     p.add_argument("--tune-posters", type=int, default=8, help="validated: training posters used as tuning content")
     p.add_argument("--k", type=int, default=4, help="neighbours / extra exemplars per genre (k+1 exemplars)")
     p.add_argument("--score", choices=SCORES, default="prob")
@@ -152,6 +166,7 @@ def main(argv=None) -> int:
     extra = {}
     if args.method == "validated":
         extra = dict(transfer=GenreTransfer.load(directory=args.out), classifier=Classifier.load(),
+                     probe=GenreProbe.load() if args.judges == "both" else None,
                      tune_content=[load_image(f) for f in spread_sample(args.tune_posters, args.data, split="train")])
     bank = build_bank(index, Path(args.data) / "images", method=args.method, k=args.k, score=args.score,
                       pool=args.pool, style_size=tuple(int(v) for v in args.style_size.lower().split("x")), **extra)

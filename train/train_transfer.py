@@ -55,6 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(ROOT / "checkpoints" / "transfer"))
     p.add_argument("--run-dir", default=str(ROOT / "runs" / "transfer"))
     p.add_argument("--cache", default=str(ROOT / "cache" / "transfer"))
+    p.add_argument("--init", default=None, help="with no saved state: start from this transfer checkpoint's decoder "
+                   "(same --width) and go on counting its steps")
     p.add_argument("--width", type=int, default=32, help="decoder base width (64 = paper)")
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--input-scale", type=float, default=750.0, help="decoder input divisor (~ mean relu4_1 activation)")
@@ -293,6 +295,11 @@ def train(args) -> Path:
         step, seconds = int(st["step"]), float(st.get("seconds", 0.0))
         history = [tuple(h) for h in st["history"].tolist()] if isinstance(st.get("history"), torch.Tensor) else []
         print(f"resumed from step {step}", flush=True)
+    elif args.init:  # continue a shipped decoder: its weights, its step count (the lr schedule goes on from there)
+        decoder.load_state_dict(hub.load_model(AdaINDecoder, "transfer", directory=args.init).state_dict())
+        prev = json.loads((Path(args.init) / "metrics.json").read_text())
+        step, seconds = int(prev.get("steps", 0)), float(prev.get("train_minutes", 0.0)) * 60
+        print(f"continuing the decoder of {args.init} from step {step}", flush=True)
 
     def save():
         save_state(state_path, {"decoder": decoder.state_dict(), "opt": opt.state_dict(), "step": step,
