@@ -10,26 +10,38 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Example results computed on first click are cached for this server process only: Gradio's default cache
+# (.gradio/cached_examples/ under the working directory) outlives the models and code that made it.
+os.environ.setdefault("GRADIO_EXAMPLES_CACHE", tempfile.mkdtemp(prefix="poster-studio-examples-"))
 
 import gradio as gr  # noqa: E402
 
 from ui import classify_tab, dream_tab, generate_tab, transfer_tab  # noqa: E402
-from ui.common import OutputFiles, Services, content_dir  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+
+from ui.common import OutputFiles, RefuseUploadsWhenQueueFull, Services, content_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 FAVICON = ROOT / "docs" / "favicon.png"
 MAX_FILE_SIZE = "25mb"  # uploads above this are refused by the server before any decoding
 # Waiting requests beyond this get an explicit "queue is full, try again" instead of a long wait.
 QUEUE_MAX_SIZE = int(os.environ.get("POSTER_STUDIO_QUEUE_SIZE") or 8)
+# An upload while the queue is full is refused at once (503), before Gradio parses and stores it.
+MIDDLEWARE = [Middleware(RefuseUploadsWhenQueueFull)]
 THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="rose", neutral_hue="slate")
 CSS = """
 #ps-header h1 {margin-bottom: 0}
 #ps-footer {text-align: center; opacity: 0.8; font-size: 0.9em}
 .ps-status {border-left: 4px solid var(--color-accent); padding-left: 12px}
 #clf-similar .caption-label, #tr-exemplars .caption-label, #gen-gallery .caption-label {font-size: 0.7em; padding: 1px 4px; opacity: 0.85}
+/* Gradio's height="auto" gallery is a box of at most 55vh that scrolls: 16 posters (32 with titles) show whole and
+   the page scrolls instead; the exemplars take the room their posters need */
+#gen-gallery .grid-wrap, #clf-masks .grid-wrap {max-height: none}
+#tr-exemplars .grid-wrap {max-height: none; min-height: 0}
 """
 
 
@@ -57,7 +69,8 @@ def launch_kwargs() -> dict:
     """Everything `demo.launch` needs besides host/port (shared by main(), the tests and the benchmarks)."""
     return dict(max_file_size=MAX_FILE_SIZE, favicon_path=str(FAVICON) if FAVICON.is_file() else None,
                 theme=THEME, css=CSS, footer_links=["api", "gradio", "settings"], show_error=False,
-                allowed_paths=[str(content_dir())] if content_dir() else [])
+                allowed_paths=[str(content_dir())] if content_dir() else [],
+                app_kwargs={"middleware": MIDDLEWARE})
 
 
 def tune_process() -> None:

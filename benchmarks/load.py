@@ -170,9 +170,12 @@ def _inputs(image: Path) -> dict:
 
 
 def _is_busy(exc: BaseException) -> bool:
-    from gradio_client.utils import QueueError  # what gradio_client raises on Gradio's "queue_full" (HTTP 503)
+    """The server's explicit "busy": gradio_client's QueueError (Gradio's queue_full on joining the queue), or HTTP
+    503 on the upload that comes first (the app refuses uploads at once while its queue is full)."""
+    from gradio_client.utils import QueueError
 
-    return isinstance(exc, QueueError) or "queue is full" in str(exc).lower()
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return isinstance(exc, QueueError) or status == 503 or "queue is full" in str(exc).lower()
 
 
 def _call(client, endpoint: str, args, timeout: float) -> tuple[str, float, str]:
@@ -209,11 +212,12 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def _clients(url: str, n: int) -> list:
-    """n connected clients (each fetches the app's config), opened before a scenario's clock starts."""
+    """n connected clients (each fetches the app's config), opened before a scenario's clock starts (two minutes for
+    each HTTP call, not gradio_client's 20 s: on a machine busy with other work the config can take longer)."""
     from gradio_client import Client
 
     with ThreadPoolExecutor(min(n, 8)) as pool:
-        return list(pool.map(lambda _: Client(url, verbose=False), range(n)))
+        return list(pool.map(lambda _: Client(url, verbose=False, httpx_kwargs={"timeout": 120}), range(n)))
 
 
 def _run_all(fn, n: int, timeout: float) -> None:
@@ -282,7 +286,8 @@ def run_burst(url: str, pid: int | None, args, inputs: dict, single: dict, skipp
     for e in endpoints:
         lat = [r[2] for r in ok if r[0] == e]
         p95 = _pct(lat, 0.95)
-        per_ep[e] = {"completed": len(lat), "busy": sum(r[0] == e for r in busy),
+        busy_e = [r[2] for r in busy if r[0] == e]
+        per_ep[e] = {"completed": len(lat), "busy": len(busy_e), "busy_answer_p95_s": _pct(busy_e, 0.95),
                      "failed": sum(r[0] == e for r in failed), "p50_s": _pct(lat, 0.5), "p95_s": p95,
                      "single_s": round(single[e], 3),
                      "p95_over_single": round(p95 / single[e], 2) if p95 is not None else None}

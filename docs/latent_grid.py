@@ -3,7 +3,7 @@ app makes them (no typography), each tile shown at half size.
 
   python docs/latent_grid.py [--engine latent] [--seeds 0 1 2 3 4 5] [--out docs/generate-latent.jpg]
 
-Tile (genre, seed s) is generate([genre], n=1, seed=s, size="400x600", engine=ENGINE)[0]: the same command line
+Tile (genre, seed s) is generate([genre], n=1, seed=s, size="400x600", engine=ENGINE, truncation=1)[0]: the same command line
 `python -m poster_studio generate --genres GENRE --n 1 --seed S --size 400x600 --engine ENGINE` makes it at full size.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", default="latent")
     p.add_argument("--seeds", type=int, nargs="*", default=list(range(6)))
+    p.add_argument("--truncation", type=float, default=1.0)
     p.add_argument("--tile", type=int, default=200, help="tile width (height x1.5)")
     p.add_argument("--out", default=str(ROOT / "docs" / "generate-latent.jpg"))
     args = p.parse_args(argv)
@@ -34,7 +35,8 @@ def main(argv=None) -> int:
     for r, genre in enumerate(G.GENRES):
         draw.text((8, r * th + th // 2), G.DISPLAY_NAMES[genre], fill=(235, 235, 235), anchor="lm")
         for c, seed in enumerate(args.seeds):
-            poster = gen.generate([genre], n=1, seed=seed, size="400x600", engine=args.engine)[0]
+            poster = gen.generate([genre], n=1, seed=seed, size="400x600", engine=args.engine,
+                                  truncation=args.truncation)[0]
             sheet.paste(poster.resize((tw, th), Image.Resampling.LANCZOS), (side + c * tw, r * th))
     sheet.save(args.out, quality=88)
     print(args.out)

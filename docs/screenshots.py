@@ -95,6 +95,8 @@ def _transfer(page, out: Path) -> None:
     page.locator("#tr-content input[type=file]").set_input_files(str(CONTENT / "chelsea.png"))
     page.wait_for_selector("#tr-content img")
     page.locator("#tr-btn").click()
+    page.wait_for_function("(() => { const t = document.querySelector('#tr-notes')?.innerText || '';"
+                           " return t.includes('Exemplar posters') && !t.includes('⏳'); })()")
     page.wait_for_selector("#tr-out img")
     time.sleep(2)
     page.screenshot(path=str(out / "transfer.png"), full_page=True)

@@ -21,7 +21,7 @@ from .generate import cli as generate_cli
 from .transfer import cli as transfer_cli
 from .upscale import cli as upscale_cli
 
-KNOWN_MODELS = ("classifier", "generator", "transfer")
+KNOWN_MODELS = ("classifier", "generator", "generator-latent", "transfer", "titles")
 
 
 def _check_repo(repo: str) -> str:

@@ -43,6 +43,7 @@ class PosterRecord:
     year: str
     genres: tuple[str, ...]
     split: str
+    genres_imdb: tuple[str, ...] = ()  # finer IMDb genres (labels.csv `genres_imdb`), for about a third of rows
 
 
 def _split_of(key: str, val_fraction: float = 0.1) -> str:
@@ -63,7 +64,8 @@ def read_labels(csv_path: str | os.PathLike) -> list[PosterRecord]:
         if {"id", "genres"} <= fields:
             for r in reader:
                 rows.append(PosterRecord(r["id"], r.get("title", ""), r.get("year", ""),
-                                         tuple(G.split_labels(r["genres"])), r.get("split") or _split_of(r["id"])))
+                                         tuple(G.split_labels(r["genres"])), r.get("split") or _split_of(r["id"]),
+                                         tuple(g for g in (r.get("genres_imdb") or "").split("|") if g)))
         elif {"imdbId", "Genre"} <= fields:
             for r in reader:
                 title = r.get("Title", "")

@@ -154,9 +154,22 @@ def test_api_classify_odd_modes(client, tmp_path):
         assert ("first frame was used" in summary) == (name == "animated.gif"), summary
 
 
+def test_api_generate_latent_engine_and_a_bad_engine_name(client):
+    _needs("generator")
+    _needs("generator-latent")
+    from gradio_client.exceptions import AppError
+
+    gallery = client.predict(["Romance"], 2, 4, 1.0, "native", "", "", "", "none", "latent", api_name="/generate")
+    assert len(gallery) == 2 and gallery[0]["caption"] == "#1 · seed 4 · Romance · latent engine"
+    with Image.open(gallery[0]["image"]) as im:
+        assert im.size == (160, 240) and np.asarray(im.convert("RGB")).std() > 1.0
+    with pytest.raises(AppError, match="Engine must be one of latent, instant"):
+        client.predict(["Romance"], 1, 4, 1.0, "native", "", "", "", "none", "diffusion", api_name="/generate")
+
+
 def test_api_generate_real_output(client):
     _needs("generator")
-    gallery = client.predict(["Horror_Thriller"], 3, 11, 0.7, "native", api_name="/generate")
+    gallery = client.predict(["Horror_Thriller"], 3, 11, 0.7, "native", "", "", "", "none", api_name="/generate")
     assert len(gallery) == 3 and gallery[2]["caption"] == "#3 · seed 11 · Horror & Thriller"
     sizes = set()
     for item in gallery:
@@ -165,12 +178,14 @@ def test_api_generate_real_output(client):
             assert np.asarray(im.convert("RGB")).std() > 1.0  # not a blank image
     (w, h), = sizes
     assert abs(w / h - 2 / 3) < 0.02 and w >= 64
-    again = client.predict(["Horror_Thriller"], 3, 11, 0.7, "native", api_name="/generate")
+    again = client.predict(["Horror_Thriller"], 3, 11, 0.7, "native", "", "", "", "none", api_name="/generate")
     with Image.open(gallery[0]["image"]) as a, Image.open(again[0]["image"]) as b:
         assert np.array_equal(np.asarray(a), np.asarray(b))  # same seed, same poster
-    up = client.predict([], 1, 5, 0.7, "400x600", api_name="/generate")
-    with Image.open(up[0]["image"]) as im:
-        assert im.size == (400, 600)
+    up = client.predict([], 1, 5, 0.7, "400x600", api_name="/generate")  # typography left out: invented
+    assert len(up) == 2 and up[0]["caption"] == "#1 titled" and up[1]["caption"].startswith("#1 · seed 5 · any genre")
+    for item in up:
+        with Image.open(item["image"]) as im:
+            assert im.size == (400, 600)
     strip, gif = client.predict(["Comedy"], ["Horror_Thriller"], 1, 2, 4, "native", 0.7, api_name="/morph")
     assert len(strip) == 4
     with Image.open(gif) as im:
@@ -180,7 +195,7 @@ def test_api_generate_real_output(client):
 def test_api_generate_title_overlay_with_and_without(client):
     _needs("generator")
     gallery = client.predict(["Comedy"], 2, 11, 0.7, "400x600", "Two Left Feet", "A romantic disaster",
-                             "Directed by Ana Lima", api_name="/generate")
+                             "Directed by Ana Lima", "title", api_name="/generate")
     assert [g["caption"] for g in gallery] == ["#1 titled", "#1 · seed 11 · Comedy", "#2 titled",
                                                "#2 · seed 11 · Comedy"]
     with Image.open(gallery[0]["image"]) as titled, Image.open(gallery[1]["image"]) as plain:
@@ -188,16 +203,40 @@ def test_api_generate_title_overlay_with_and_without(client):
     assert titled.size == plain.size == (400, 600)
     assert (diff > 40).mean() > 0.01  # text and scrim were drawn ...
     rows = (diff > 40).mean(1)
-    assert rows[200:400].mean() < 0.05  # ... at the ends of the poster, not over its middle
+    assert rows[280:320].max() == 0  # ... at the ends of the poster, never over its middle
     assert _app_error(client, ["Comedy"], 1, 0, 0.7, "native", "🎬🎬", "", "", api_name="/generate") == \
         "Title needs letters or digits: emoji and symbols alone cannot be typeset with the poster fonts."
+    assert _app_error(client, ["Comedy"], 1, 0, 0.7, "native", "", "", "", "title", api_name="/generate") == \
+        "Typography 'title' needs a title: type one, or choose 'invented' for an invented one (or 'none')."
+
+
+def test_api_generate_invents_typography_by_default(client):
+    """Issue 23: the default output of /generate (as of the tab) is a poster: an invented title, tagline and
+    credits, each poster with and without them; a seed reproduces them; "none" gives the bare pictures."""
+    _needs("generator")
+    _needs("titles")
+    gallery = client.predict(["Horror_Thriller"], 2, 7, 0.7, "400x600", api_name="/generate")
+    expected = ["#1 titled", "#1 · seed 7 · Horror & Thriller", "#2 titled", "#2 · seed 7 · Horror & Thriller"]
+    assert len(gallery) == 4 and all(g["caption"].startswith(e) for g, e in zip(gallery, expected)), gallery
+    with Image.open(gallery[0]["image"]) as titled, Image.open(gallery[1]["image"]) as plain:
+        diff = np.abs(np.asarray(titled, np.int16) - np.asarray(plain, np.int16)).max(2)
+    rows = (diff > 40).mean(1)
+    assert rows[:120].mean() > 0.01 and rows[-120:].mean() > 0.03  # names / tagline at the top, title and credits
+    assert rows[280:320].max() == 0  # ... and the middle of the picture left alone
+    again = client.predict(["Horror_Thriller"], 2, 7, 0.7, "400x600", "", "", "", "invented", api_name="/generate")
+    with Image.open(gallery[2]["image"]) as a, Image.open(again[2]["image"]) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    bare = client.predict(["Horror_Thriller"], 2, 7, 0.7, "400x600", "", "", "", "none", api_name="/generate")
+    assert len(bare) == 2
+    with Image.open(bare[0]["image"]) as a, Image.open(gallery[1]["image"]) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_api_generate_takes_display_and_short_names(client):
     _needs("generator")
 
     def first(genres):
-        item = client.predict(genres, 1, 11, 0.7, "native", api_name="/generate")[0]
+        item = client.predict(genres, 1, 11, 0.7, "native", "", "", "", "none", api_name="/generate")[0]
         with Image.open(item["image"]) as im:
             return np.asarray(im.convert("RGB")), item["caption"]
 
@@ -221,6 +260,9 @@ def test_api_transfer_real_output(client, synthetic_picture):
         crop = np.asarray(im.convert("RGB"), dtype=np.float32)
         assert crop.std() > 1.0
     assert md.startswith("**Exemplar posters for Horror & Thriller:**")
+    if (DATA_DIR / "labels.csv").is_file():  # each exemplar with its own genres (from the bank or the labels)
+        listed = [line for line in md.splitlines() if line[:1].isdigit()]
+        assert listed and all(" · *" in line for line in listed), md
     assert "ℹ️ Your 300x200 picture was centre-cropped to the 2:3 poster shape (256x384)." in md
     fit_out, fit_md, _ = client.predict(pic, "horror", "fast", 1.0, False, "256x384", 10, [], "fit",
                                         api_name="/transfer")
@@ -437,3 +479,36 @@ def test_classify_tab_keeps_the_analysis_for_the_heatmap(synthetic_picture, monk
     for other in ((str(synthetic_picture), "Comedy", None), (str(another), "Comedy", kept)):
         with pytest.raises(gr.Error, match="Something went wrong"):
             _fn(demo, "heatmap")(*other)
+
+
+def test_generate_handler_typography_and_make_it_a_poster(tmp_path):
+    """In process, the real services: the Generate handler's default typography (the tab's: invented) gives each
+    poster with and without it, "none" the bare posters; the Genre transfer and Dream tabs' "make it a poster"
+    typesets their result (invented, or the title typed) and says so when there is no result yet."""
+    _needs("generator")
+    _needs("titles")
+    import gradio as gr
+
+    import app
+    from ui.common import Services
+
+    demo = app.build_demo(Services())
+    gen = _fn(demo, "generate")
+    items = gen(["Drama"], 2, 3, 0.7, "native", "", "", "", "invented")
+    expected = ["#1 titled", "#1 · seed 3 · Drama", "#2 titled", "#2 · seed 3 · Drama"]
+    assert len(items) == 4 and all(c.startswith(e) for (_, c), e in zip(items, expected)), items
+    bare = gen(["Drama"], 2, 3, 0.7, "native", "", "", "", "none")
+    assert len(bare) == 2 and all(c.startswith(e) for (_, c), e in zip(bare, expected[1::2])), bare
+    with Image.open(items[1][0]) as plain:
+        plain.resize((400, 600)).save(tmp_path / "result.png")
+    for name, genres in (("transfer_poster", "Horror_Thriller"), ("dream_poster", ["Romance"])):
+        poster = _fn(demo, name)
+        invented = poster(str(tmp_path / "result.png"), genres, "", 4)
+        typed = poster(str(tmp_path / "result.png"), genres, "The Quiet House", 4)
+        with Image.open(invented) as a, Image.open(typed) as b, Image.open(tmp_path / "result.png") as src:
+            assert a.size == b.size == src.size == (400, 600)
+            assert np.abs(np.asarray(a, np.int16) - np.asarray(src, np.int16)).mean() > 2
+            assert not np.array_equal(np.asarray(a), np.asarray(b))
+        assert Path(poster(str(tmp_path / "result.png"), genres, "", 4)).read_bytes() == Path(invented).read_bytes()
+        with pytest.raises(gr.Error, match="make one first, then make it a poster"):
+            poster(None, genres, "", 0)

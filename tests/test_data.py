@@ -166,3 +166,10 @@ def test_spread_sample_round_robin(tiny):
     # first genres of the train posters, by id: Drama, Comedy, Drama, Drama, Animation, Drama
     assert [p.stem for p in files] == ["train_00005", "train_00002", "train_00001"]  # Animation, Comedy, Drama
     assert len(spread_sample(100, tiny, split="train")) == 6  # never more than there are
+
+
+@pytest.mark.skipif(not (default_data_dir() / "labels.csv").exists(), reason="poster data not found")
+def test_records_carry_the_finer_imdb_genres():
+    recs = {r.id: r for r in read_labels(default_data_dir() / "labels.csv")}
+    assert recs["train_00002"].genres_imdb == ("Action", "Comedy", "Crime")
+    assert recs["train_00001"].genres_imdb == ()

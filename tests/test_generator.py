@@ -358,6 +358,31 @@ def test_title_checks_and_typeset_service(gen):
             gen.typeset([img], ["Comedy"], **kwargs)
 
 
+def test_typeset_service_typography_modes(gen):
+    """typography "none" | "title" | "invented" (issue 23): the default of the tab is invented, so Generate's
+    default output is a poster; each mode's arguments are checked once, with one-line messages."""
+    imgs = gen.generate(["Comedy"], n=2, seed=3)
+    assert gen.typeset(imgs, ["Comedy"], "Dune", typography="none") == imgs
+    with pytest.raises(InvalidArgumentError, match="Typography 'title' needs a title"):
+        gen.typeset(imgs, ["Comedy"], "", typography="title")
+    with pytest.raises(InvalidArgumentError, match="Typography"):
+        gen.check_inputs(typography="loud")
+    assert gen.check_inputs(typography="auto", title="")["typography"] == "invented"
+    # "any genre": each poster is typeset in the genre set it was drawn with (the checkpoint's prior)
+    sets = gen.poster_genres([], 12, seed=5)
+    assert len(sets) == 12 and set(sets) <= {("Comedy",), ("Drama", "Romance"), ("Horror_Thriller",)}
+    assert len(set(sets)) > 1 and gen.poster_genres(["Drama"], 3, seed=5) == [("Drama",)] * 3
+    from conftest import checkpoint_missing
+
+    if checkpoint_missing("titles"):
+        pytest.skip("checkpoints/titles missing: invented typography not tested")
+    a = gen.typeset(imgs, ["Comedy"], typography="invented", seed=3)
+    b = gen.typeset(imgs, ["Comedy"], typography="invented", seed=3)
+    assert all(np.array_equal(arr(x), arr(y)) for x, y in zip(a, b))  # a seed reproduces its posters
+    assert all(x.size == im.size and np.abs(arr(x) - arr(im)).mean() > 2 for x, im in zip(a, imgs))
+    assert not np.array_equal(arr(a[0]), arr(gen.typeset(imgs, ["Comedy"], typography="invented", seed=4)[0]))
+
+
 def test_cli_writes_posters_with_and_without_title(ckpt, tmp_path, capsys):
     code = cli.main(["generate", "--genres", "Romance", "--n", "2", "--seed", "4", "--title", "Summer in Lisbon",
                      "--checkpoint", str(ckpt), "--out", str(tmp_path)])
@@ -368,6 +393,18 @@ def test_cli_writes_posters_with_and_without_title(ckpt, tmp_path, capsys):
     assert cli.main(["generate", "--n", "1", "--title", "\U0001F383", "--checkpoint", str(ckpt),
                      "--out", str(tmp_path / "x")]) == 2
     assert "needs letters or digits" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before any poster was made
+    from conftest import checkpoint_missing
+
+    if checkpoint_missing("titles"):
+        pytest.skip("checkpoints/titles missing: --title auto not tested")
+    assert cli.main(["generate", "--genres", "Horror", "--n", "2", "--seed", "9", "--title", "auto",
+                     "--checkpoint", str(ckpt), "--out", str(tmp_path / "auto")]) == 0
+    names = sorted(p.name for p in (tmp_path / "auto").glob("*.png"))
+    assert names == ["Horror_Thriller_seed9_00.png", "Horror_Thriller_seed9_00_titled.png",
+                     "Horror_Thriller_seed9_01.png", "Horror_Thriller_seed9_01_titled.png"]
+    with Image.open(tmp_path / "auto" / names[0]) as plain, Image.open(tmp_path / "auto" / names[1]) as titled:
+        assert np.abs(arr(plain) - arr(titled)).mean() > 2
 
 
 def test_evaluate_generator_reports_both_feature_spaces_and_both_judges(ckpt, tmp_path):

@@ -79,11 +79,11 @@ def test_prior_learns_a_genre_conditional_toy_distribution():
     assert seen == [(i, 5) for i in range(1, 6)]
 
 
-def small_generator() -> LatentGenerator:
+def small_generator(preferred: bool = True) -> LatentGenerator:
     torch.manual_seed(0)
     return LatentGenerator(latent_channels=8, decoder_widths=(32, 16, 16, 8, 8), decoder_blocks=(1, 1, 0, 0, 0),
                            prior_width=16, prior_blocks=(1, 1), genre_prior={"Comedy": 0.5, "Drama": 0.5},
-                           sample_steps=4)
+                           sample_steps=4, preferred=preferred)
 
 
 def test_latent_generator_round_trip_through_a_checkpoint_folder(tmp_path):
@@ -143,11 +143,11 @@ def hub_state(path) -> int:
     return int(load_state(path)["step"])
 
 
-def two_engine_service(novelty=None):
+def two_engine_service(novelty=None, preferred: bool = True):
     from poster_studio.generate import PosterGenerator
     from poster_studio.generate.model import PosterGAN
 
-    latent = small_generator()
+    latent = small_generator(preferred)
     for p in latent.parameters():
         p.data.normal_(0, 0.05)
     torch.manual_seed(0)
@@ -173,6 +173,11 @@ def test_service_serves_both_engines_with_the_latent_one_as_default():
         only.generate(["Comedy"], n=1, engine="latent")
     assert only.generate(["Comedy"], n=1)[0].size == (128, 192)  # the other engine keeps working
     assert [im.size for im in gen.morph(["Comedy"], ["Drama"], steps=3)] == [(128, 192)] * 3  # morph: instant
+    # a latent checkpoint not marked preferred is opt-in: the instant GAN stays the default
+    opt_in = two_engine_service(preferred=False)
+    assert opt_in.default_engine == "instant" and opt_in.engines == ("latent", "instant")
+    assert opt_in.generate(["Comedy"], n=1)[0].size == (128, 192)
+    assert opt_in.generate(["Comedy"], n=1, engine="latent")[0].size == (160, 240)
 
 
 class FlagFirstOnce:

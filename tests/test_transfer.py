@@ -143,6 +143,26 @@ def test_margin_score_prefers_unambiguous_posters():
     assert select_exemplars(idx.embeddings, idx.probs, "comedy", method="topk", k=0, score="margin")[0] == [5]
 
 
+def test_posters_of_the_genre_alone_come_first_where_there_are_enough():
+    from poster_studio.transfer.exemplars import single_label_first
+
+    idx = _fake_index(12)
+    gi = G.GENRES.index("Romance")
+    idx.probs[:, gi] = torch.linspace(0.99, 0.5, 12)  # p000 the surest ... p011 the least
+    labels = {i: ("Comedy", "Romance") for i in idx.ids}
+    for i in ("p004", "p007", "p009"):
+        labels[i] = ("Romance",)
+    top, _ = select_exemplars(idx.embeddings, idx.probs, "romance", method="topk", k=1)
+    assert top == [0, 1]  # no labels given: the surest posters, comedies among them
+    top, _ = select_exemplars(idx.embeddings, idx.probs, "romance", method="topk", k=1, ids=idx.ids, labels=labels)
+    assert top == [4, 7]  # Romance alone, the surest of those
+    top, _ = select_exemplars(idx.embeddings, idx.probs, "romance", method="topk", k=3, ids=idx.ids, labels=labels)
+    assert top == [0, 1, 2, 3]  # 4 wanted, 3 single-label posters: not enough, no preference
+    s = single_label_first(idx.probs[:, gi], idx.ids, labels, "Romance", 3)
+    assert torch.argsort(s, descending=True)[:4].tolist() == [4, 7, 9, 0]  # then the others, in their order
+    assert torch.equal(single_label_first(idx.probs[:, gi], idx.ids, None, "Romance", 1), idx.probs[:, gi])
+
+
 # ------------------------------------------------------------------------------------------- service
 def test_exemplars_and_checkpoint_round_trip_via_hub(checkpoint, monkeypatch):
     monkeypatch.setenv(hub.CHECKPOINTS_ENV, str(checkpoint.parent))
@@ -150,7 +170,8 @@ def test_exemplars_and_checkpoint_round_trip_via_hub(checkpoint, monkeypatch):
     loaded = GenreTransfer.load()
     assert loaded.decoder.width == 4
     ex = loaded.exemplars("Drama")
-    assert len(ex) == 3 and set(ex[0]) == {"id", "title", "year"}
+    assert len(ex) == 3 and set(ex[0]) == {"id", "title", "year", "genres"}
+    assert ex[0]["genres"] == []  # made-up posters: no labels known
     ref = hub.load_model(AdaINDecoder, "transfer")
     for a, b in zip(ref.state_dict().values(), loaded.decoder.state_dict().values()):
         assert torch.equal(a, b)
@@ -553,3 +574,12 @@ def test_validated_exemplars_judge_candidates_then_grow_the_blend_while_it_helps
     assert rows == [2] and weights == [1.0]
     assert [r["id"] for r in report] == ["p2", "p4", "p0", "p3", "p1"]
     assert report[0]["tune_hit_rate"] == 1.0 and report[3]["tune_hit_rate"] == 0.0  # p3: the classifier's yes, probe's no
+
+    # With the posters' labels, the candidates are the posters of the genre alone (here 5 of 6: the pool's size),
+    # so p3 (also a Comedy) gives its place to p5, which the pool of the 5 surest left out before.
+    labels = {f"p{i}": ("Horror_Thriller",) for i in range(n)} | {"p3": ("Comedy", "Horror_Thriller")}
+    rows, weights, report = validated_exemplars(index, tmp_path, "Horror_Thriller", k=2, pool=5,
+                                                tune_content=[None, None], transfer=Engine(), classifier=Clf(),
+                                                labels=labels)
+    assert {r["id"] for r in report} == {"p0", "p1", "p2", "p4", "p5"}
+    assert rows[0] == 4 and 3 not in rows

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from poster_studio.errors import CheckpointError, InvalidArgumentError, PosterStudioError
+from poster_studio.progress import Steps
 from ui import common as U
 
 
@@ -211,6 +212,13 @@ def test_poster_lists():
         assert U.poster_thumbnail(bad) is None
 
 
+def test_poster_lists_give_each_poster_its_own_genres():
+    items = [{"id": "train_1", "title": "Norbit", "year": "2007", "genres": ["Comedy", "Romance"]},
+             {"id": "train_2", "title": "Amélie", "year": "2001", "genres": []}]
+    md = U.poster_list_markdown(items, "Exemplar posters for Romance")
+    assert md.splitlines()[2:] == ["1. Norbit (2007) · *Comedy + Romance*", "2. Amélie (2001)"]
+
+
 def test_content_examples(monkeypatch, tmp_path):
     monkeypatch.setenv("POSTER_STUDIO_CONTENT", str(tmp_path / "no-such-folder"))
     assert U.content_examples() == [] and U.content_dir() is None
@@ -228,8 +236,15 @@ def test_content_examples(monkeypatch, tmp_path):
 class _FakeGenerator:
     native_size = (128, 192)
     upscale_method = "learned upscaler"
+    engines = ("instant",)
+    default_engine = "instant"
 
-    def generate(self, genres, n, seed, truncation, size):
+    def check_inputs(self, engine=None):
+        if engine not in (None, "instant"):
+            raise InvalidArgumentError(f"The {engine} engine is not installed here; available: instant.")
+        return {"engine": "instant"}
+
+    def generate(self, genres, n, seed, truncation, size, engine=None):
         w, h = (400, 600) if size == "400x600" else self.native_size
         return [Image.new("RGB", (w, h), (seed % 255, i * 10, 0)) for i in range(n)]
 
@@ -246,6 +261,8 @@ def test_generate_and_morph_handlers():
     with Image.open(out[0][0]) as im:
         assert im.size == (128, 192)
     assert _fn(demo, "generate")([], 1, 0, 0.7, "native")[0][1] == "#1 · seed 0 · any genre"
+    with pytest.raises(gr.Error, match="latent engine is not installed here; available: instant"):
+        _fn(demo, "generate")([], 1, 0, 0.7, "native", "", "", "", None, "latent")
     frames, gif = _fn(demo, "morph")(["Comedy"], ["Drama"], 1, 2, 5, "native", 0.7)
     assert len(frames) == 5
     with Image.open(gif) as im:
@@ -274,13 +291,18 @@ def test_handlers_without_checkpoints_say_which_model(tmp_path, monkeypatch):
 
 
 class _FakeTransfer:
-    """Quality-engine stand-in: reports progress with previews and stops early when cancelled."""
+    """Quality-engine stand-in: reports progress (in steps) with previews and stops early when cancelled."""
 
     def __init__(self):
         self.started = threading.Event()
 
     def exemplars(self, genre):
-        return [{"id": "train_00001", "title": "Alpha", "year": "2001"}]
+        return [{"id": "train_00001", "title": "Alpha", "year": "2001", "genres": ["Comedy", "Romance"]}]
+
+    def check_inputs(self, *, genre=None, engine="fast", steps=None):
+        if engine == "quality" and not 1 <= float(steps) <= 500:
+            raise InvalidArgumentError(f"Steps must be a whole number from 1 to 500, got {steps}.")
+        return {}
 
     def transfer(self, content, genre, *, engine, strength, preserve_color, size, style_images, steps, fit, progress,
                  cancel):
@@ -289,7 +311,7 @@ class _FakeTransfer:
             if cancel is not None and cancel.is_set():
                 return Image.new("RGB", (w, h), (0, 0, 255))  # partial result
             if progress is not None:
-                progress((i + 1) / steps, Image.new("RGB", (w, h), (i, 0, 0)) if i % 5 == 0 else None)
+                progress(Steps(i + 1, steps), Image.new("RGB", (w, h), (i, 0, 0)) if i % 5 == 0 else None)
             self.started.set()
             time.sleep(0.01)
         out = Image.new("RGB", (w, h), (0, 255, 0))
@@ -308,8 +330,14 @@ def test_quality_transfer_streams_previews_notes_and_cancels():
     final, md, _ = outs[-1]
     with Image.open(final) as im:
         assert im.size == (256, 384) and im.convert("RGB").getpixel((0, 0)) == (0, 255, 0)
-    assert "Exemplar posters for Drama" in md and "Alpha (2001)" in md
-    assert "ℹ️ Your 300x200 picture was centre-cropped" in md
+    assert "Exemplar posters for Drama" in md and "Alpha (2001) · *Comedy + Romance*" in md
+    assert "ℹ️ Your 300x200 picture was centre-cropped" in md and "⏳" not in md
+    # while it runs: the previous result goes at once, previews come in the result, the step count beside it
+    assert outs[0][0] is None and outs[0][1].startswith("⏳ **Optimising (quality engine):** starting")
+    previews = [o[0] for o in outs[1:-1] if isinstance(o[0], str)]
+    assert previews and all(Path(p).name.startswith("preview-") for p in previews)
+    steps_seen = [o[1].split("\n")[0] for o in outs[1:-1] if isinstance(o[1], str)]
+    assert steps_seen and all("step " in t and " of 20 " in t and "elapsed" in t for t in steps_seen)
     # The Cancel button of the same session, while it runs: the partial result comes back, no error.
     fake.started.clear()
     cancel_fn = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "cancel_transfer")
@@ -337,6 +365,97 @@ def test_user_style_images_listed_instead_of_exemplars():
                                       ["/tmp/x/red.png", "/tmp/x/blue.png"]))
     md = outs[-1][1]
     assert md.startswith("**Style from your images:** red.png, blue.png") and "Exemplar posters" not in md
+
+
+def _dependencies(demo) -> list[dict]:
+    return demo.get_config_file()["dependencies"]
+
+
+def test_long_jobs_show_their_previews_not_an_overlay():
+    """The quality transfer's and the dream's previews must stay visible: no full progress overlay on their
+    outputs (their own step line says how far they are)."""
+    import app
+
+    deps = {d["api_name"]: d for d in _dependencies(app.build_demo(U.Services())) if d.get("api_name")}
+    for name in ("transfer", "dream"):
+        assert deps[name]["show_progress"] == "minimal", name
+    assert deps["generate"]["show_progress"] == "full"  # no previews there: the bar is the feedback
+
+
+def test_a_failed_request_clears_its_outputs():
+    """After an error the previous result must not stay under the message as if it were this request's."""
+    import app
+
+    deps = _dependencies(app.build_demo(U.Services()))
+    for name in ("generate", "morph", "classify", "masks", "transfer", "dream"):
+        main = next(d for d in deps if d.get("api_name") == name)
+        cleanup = [d for d in deps if d.get("trigger_after") == main["id"] and d.get("trigger_only_on_failure")]
+        assert cleanup, f"nothing clears /{name}'s outputs when it fails"
+        assert set(cleanup[0]["outputs"]) == set(main["outputs"]), name
+
+
+def test_a_new_picture_clears_the_previous_principal_masks():
+    import app
+
+    demo = app.build_demo(U.Services())
+    masks = next(d for d in _dependencies(demo) if d.get("api_name") == "masks")
+    image_id = masks["inputs"][0]
+    cleared = [d for d in _dependencies(demo) if [image_id, "change"] in [list(t) for t in d["targets"]]]
+    assert any(set(masks["outputs"]) <= set(d["outputs"]) for d in cleared)
+
+
+def test_a_clamped_slider_says_why():
+    """The browser turns a typed 0 into the slider's 1 without a word; the release event says what the API says."""
+    import app
+
+    class Gen(_FakeGenerator):
+        def check_inputs(self, *, n=None, steps=None):
+            if n is not None and not 1 <= float(n) <= 16:
+                raise InvalidArgumentError(f"Count must be a whole number from 1 to 16, got {n}.")
+            return {}
+
+    demo = app.build_demo(_ready_services(generator=Gen(), transfer=_FakeTransfer()))
+    released = {f.inputs[0].label: f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "released"}
+    assert {"How many posters", "Frames", "Steps (quality engine)", "Steps (genre dream)"} <= set(released)
+    with pytest.warns(UserWarning, match=r"Count must be a whole number from 1 to 16, got 0\. The slider was set to 1\."):
+        released["How many posters"](0)
+    with pytest.warns(UserWarning, match=r"got 500\. The slider was set to 16\."):
+        released["How many posters"](500)
+    with pytest.warns(UserWarning, match=r"Steps \(quality engine\) goes from 10 to 500 here, got 5\. The slider was"):
+        released["Steps (quality engine)"](5)  # the service would take 5: the slider's own range is the reason
+    with pytest.warns(UserWarning, match=r"Steps must be a whole number from 1 to 500, got 0\."):
+        released["Steps (quality engine)"](0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        released["How many posters"](8)  # in range: nothing to say
+
+
+def test_progress_text_counts_steps_and_time():
+    t0 = time.monotonic() - 65
+    assert U.progress_text("Dreaming", Steps(40, 160), t0) == "⏳ **Dreaming:** step 40 of 160 (25%) · 1:05 elapsed"
+    assert U.progress_text("Dreaming", 0.5, t0).startswith("⏳ **Dreaming:** 50% · 1:0")
+    assert U.progress_text("Dreaming", None, time.monotonic()) == "⏳ **Dreaming:** starting · 0:00 elapsed"
+    assert Steps(7, 5) == 1.0 and Steps(7, 5).done == 5 and float(Steps(1, 4)) == 0.25
+
+
+def test_run_timed_moves_the_bar_and_learns_the_time():
+    calls = []
+    timer = U.WorkTimer({"400x600": 0.2})
+    out = U.run_timed(lambda: time.sleep(0.6) or "posters", lambda f, desc: calls.append((f, desc)), "Generating",
+                      timer, "400x600", 2, every_s=0.05)
+    assert out == "posters"
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[0] == 0.05 and fractions[-1] > 0.5 and max(fractions) <= 0.95
+    assert calls[-1][1].startswith("Generating · ")
+    assert 0.2 < timer.expected_s("400x600", 1) < 0.3  # half the old guess (0.2), half the new (0.3 a poster)
+
+    def broken():
+        raise InvalidArgumentError("Count must be a whole number from 1 to 16, got 0.")
+
+    with pytest.raises(InvalidArgumentError, match="Count must be"):
+        U.run_timed(broken, lambda f, desc: None, "Generating", timer, "native", "zero")
 
 
 # ------------------------------------------------------------------------------------------ run_watched
@@ -387,3 +506,60 @@ def test_run_watched_cancels_when_closed_early():
     assert not cancel.is_set()
     items.close()  # e.g. Gradio closes the handler when the request is cancelled
     assert cancel.is_set() and stopped.wait(2)
+
+
+# ------------------------------------------------------------------------------------------ busy uploads
+def _asgi_post(middleware, path: str, body_chunks: list[bytes]) -> tuple[list[dict], list[str]]:
+    import asyncio
+
+    sent, inner_calls = [], []
+    chunks = list(body_chunks)
+
+    async def receive():
+        data = chunks.pop(0) if chunks else b""
+        return {"type": "http.request", "body": data, "more_body": bool(chunks)}
+
+    async def send(message):
+        sent.append(message)
+
+    async def run():
+        scope = {"type": "http", "method": "POST", "path": path, "app": middleware.fake_app}
+        await middleware(scope, receive, send)
+
+    asyncio.run(run())
+    return sent, chunks
+
+
+def test_an_upload_is_refused_at_once_while_the_queue_is_full():
+    """A client uploads a request's files before joining the queue: while the queue is full the upload gets the
+    503 "queue is full" at once, and Gradio's upload route (parsing, writing, hashing) never sees it."""
+    import app
+
+    assert any(m.cls is U.RefuseUploadsWhenQueueFull for m in app.launch_kwargs()["app_kwargs"]["middleware"])
+    reached = []
+
+    async def gradio_routes(scope, receive, send):
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"[]"})
+
+    class Queue:
+        max_size = 2
+
+        def __init__(self, n):
+            self.n = n
+
+        def __len__(self):
+            return self.n
+
+    mw = U.RefuseUploadsWhenQueueFull(gradio_routes)
+    mw.fake_app = types.SimpleNamespace(get_blocks=lambda: types.SimpleNamespace(_queue=Queue(2)))
+    sent, left = _asgi_post(mw, "/gradio_api/upload", [b"--boundary", b"...a picture...", b"--boundary--"])
+    assert reached == [] and left == []  # body drained, never parsed
+    assert sent[0]["status"] == 503 and sent[1]["body"].decode() == U.QUEUE_FULL_TEXT
+    mw.fake_app = types.SimpleNamespace(get_blocks=lambda: types.SimpleNamespace(_queue=Queue(1)))
+    sent, _ = _asgi_post(mw, "/gradio_api/upload", [b"x"])
+    assert reached == ["/gradio_api/upload"] and sent[0]["status"] == 200  # room in the queue: Gradio handles it
+    mw.fake_app = types.SimpleNamespace(get_blocks=lambda: types.SimpleNamespace(_queue=Queue(5)))
+    _asgi_post(mw, "/gradio_api/queue/join", [b"{}"])
+    assert reached[-1] == "/gradio_api/queue/join"  # the join itself: Gradio's own "queue full" answer

@@ -8,7 +8,9 @@ Reads the index of checkpoints/classifier/ (index.safetensors + index.json, writ
 selects exemplars per genre (poster_studio.transfer.exemplars), opens those posters from --data (only here, at build
 time), runs VGG-19 once per poster and writes into --out (checkpoints/transfer/): exemplars.safetensors with the
 blended per-genre feature mean/std (relu1_1..relu4_1; AdaIN), Gram matrices (relu1_1..relu5_1; Gatys) and the
-per-exemplar relu4_1 mean/std, and exemplars.json with ids, titles, years and weights. Never the images.
+per-exemplar relu4_1 mean/std, and exemplars.json with ids, titles, years, weights and each poster's own genres. Posters
+labelled with the genre alone are preferred as exemplars where there are enough (--no-prefer-single-label: not).
+Never the images.
 """
 from __future__ import annotations
 
@@ -30,13 +32,15 @@ from poster_studio.classify.probe import GenreProbe  # noqa: E402
 from poster_studio.data import default_data_dir, read_labels, spread_sample  # noqa: E402
 from poster_studio.images import load_image, to_tensor  # noqa: E402
 from poster_studio.transfer import ExemplarBank, GenreTransfer  # noqa: E402
-from poster_studio.transfer.exemplars import METHODS, SCORES, genre_scores, select_exemplars  # noqa: E402
+from poster_studio.transfer.exemplars import METHODS, SCORES, genre_scores, select_exemplars, \
+    single_label_first  # noqa: E402
 from poster_studio.transfer.style import (ENCODER_LAYER, GRAM_LAYERS, STAT_LAYERS, STYLE_SIZE, GenreStyle,  # noqa: E402
                                           blend_colors, blend_statistics, mean_std, style_statistics)
 
 
 def validated_exemplars(index, images_dir: Path, genre: str, *, k: int, pool: int, tune_content: list,
-                        transfer, classifier, probe=None, size=(192, 288)) -> tuple[list[int], list[float], list[dict]]:
+                        transfer, classifier, probe=None, size=(192, 288),
+                        labels: dict | None = None) -> tuple[list[int], list[float], list[dict]]:
     """The "validated" method: judges score the exemplars by what they do to pictures. Candidates are the `pool`
     training posters with the highest genre margin; each one alone restyles the tuning content (training posters,
     never the evaluation images) with the fast engine and the judges score the results by the genre's margin (its
@@ -44,7 +48,8 @@ def validated_exemplars(index, images_dir: Path, genre: str, *, k: int, pool: in
     mean of both margins, so an exemplar must read as the genre to two different networks. The blend then grows
     greedily from the best candidate: the next best joins while the blend's margin on the tuning content does not
     drop, up to k+1 exemplars (equal weights). So a genre keeps several exemplars when blending helps and one when
-    averaging washes its style out."""
+    averaging washes its style out. With `labels` (poster id -> genres) the candidates are posters of the genre
+    alone wherever the index holds at least `pool` of them (an exemplar of Romance should not be a comedy)."""
     gi = G.GENRES.index(genre)
 
     def margin(p: torch.Tensor) -> torch.Tensor:
@@ -60,7 +65,9 @@ def validated_exemplars(index, images_dir: Path, genre: str, *, k: int, pool: in
             m, hit = (m + margin(q)) / 2, hit * (q.argmax(1) == gi).float()
         return float(m.mean()), float(hit.mean())
 
-    cand = torch.argsort(genre_scores(torch.as_tensor(index.probs), genre, "margin"), descending=True)[:pool].tolist()
+    scores = single_label_first(genre_scores(torch.as_tensor(index.probs), genre, "margin"), index.ids, labels, genre,
+                                pool)
+    cand = torch.argsort(scores, descending=True)[:pool].tolist()
     scored = sorted(((*judge([r]), r) for r in cand), reverse=True)
     rows, (best, _) = [scored[0][2]], scored[0][:2]
     for _, _, r in scored[1:]:
@@ -77,9 +84,11 @@ def validated_exemplars(index, images_dir: Path, genre: str, *, k: int, pool: in
 def build_bank(index, images_dir: str | Path, *, method: str = "seed", k: int = 4, score: str = "prob",
                pool: int = 200, genres=G.GENRES, vgg: VGG19Features | None = None, seed: int = 0,
                style_size: tuple[int, int] = STYLE_SIZE, tune_content: list | None = None,
-               transfer=None, classifier=None, probe=None) -> ExemplarBank:
+               transfer=None, classifier=None, probe=None, labels: dict | None = None) -> ExemplarBank:
     """`index`: anything with .ids .titles .years .embeddings .probs (classifier.EmbeddingIndex).
-    Method "validated" also needs `tune_content` (images), a `transfer` (GenreTransfer) and a `classifier`."""
+    Method "validated" also needs `tune_content` (images), a `transfer` (GenreTransfer) and a `classifier`.
+    `labels` (poster id -> genres): each exemplar's own genres are recorded, and posters of the genre alone are
+    preferred where there are enough (None: no preference, no genres recorded)."""
     images_dir = Path(images_dir)
     vgg = vgg or shared_vgg19()
     styles, validation = {}, {}
@@ -88,21 +97,24 @@ def build_bank(index, images_dir: str | Path, *, method: str = "seed", k: int = 
         if method == "validated":
             rows, weights, validation[g] = validated_exemplars(index, images_dir, g, k=k, pool=pool,
                                                                tune_content=tune_content, transfer=transfer,
-                                                               classifier=classifier, probe=probe)
+                                                               classifier=classifier, probe=probe, labels=labels)
         else:
             rows, weights = select_exemplars(torch.as_tensor(index.embeddings), torch.as_tensor(index.probs), g,
-                                             method=method, k=k, score=score, pool=pool, seed=seed)
+                                             method=method, k=k, score=score, pool=pool, seed=seed, ids=index.ids,
+                                             labels=labels)
         images = [load_image(images_dir / f"{index.ids[r]}.jpg") for r in rows]
         stats = style_statistics(images, vgg, grams=True, area=style_size[0] * style_size[1])
         mean, std, gr = blend_statistics(stats, weights)
         gi = G.GENRES.index(g)
         ex = [{"id": index.ids[r], "title": index.titles[r], "year": str(index.years[r]), "weight": round(w, 4),
-               "prob": round(float(index.probs[r][gi]), 4)} for r, w in zip(rows, weights)]
+               "prob": round(float(index.probs[r][gi]), 4)} | ({"genres": list(labels.get(index.ids[r], ()))}
+                                                               if labels else {}) for r, w in zip(rows, weights)]
         pm, pc = blend_colors(stats, weights)
         styles[g] = GenreStyle(g, ex, mean, std, gr, stats["mean"][ENCODER_LAYER], stats["std"][ENCODER_LAYER], pm, pc)
     info = {"index": getattr(index, "source", "classifier"), "method": method,
             "judges": "classifier + VGG-19 probe" if probe is not None else "classifier",
             "k": k, "score": score, "pool": pool, "style_size": list(style_size),
+            "prefer_single_label": bool(labels),
             "stat_layers": list(STAT_LAYERS), "gram_layers": list(GRAM_LAYERS),
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if validation:
@@ -156,6 +168,9 @@ def main(argv=None) -> int:
                    "candidates judged by --method validated (use ~24)")
     p.add_argument("--style-size", default=f"{STYLE_SIZE[0]}x{STYLE_SIZE[1]}",
                    help="WxH (pixel count) at which exemplar statistics are computed")
+    p.add_argument("--prefer-single-label", action=argparse.BooleanOptionalAction, default=True,
+                   help="prefer posters labelled with the genre alone where there are enough (--pool for validated "
+                        "and clusters, k+1 otherwise); records each exemplar's genres (default: on)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
                    help="upload --out (decoder, exemplar statistics, card) to this Hub repo under transfer/")
@@ -168,12 +183,15 @@ def main(argv=None) -> int:
         extra = dict(transfer=GenreTransfer.load(directory=args.out), classifier=Classifier.load(),
                      probe=GenreProbe.load() if args.judges == "both" else None,
                      tune_content=[load_image(f) for f in spread_sample(args.tune_posters, args.data, split="train")])
+    labels = {r.id: tuple(r.genres) for r in read_labels(Path(args.data) / "labels.csv")}
     bank = build_bank(index, Path(args.data) / "images", method=args.method, k=args.k, score=args.score,
-                      pool=args.pool, style_size=tuple(int(v) for v in args.style_size.lower().split("x")), **extra)
+                      pool=args.pool, style_size=tuple(int(v) for v in args.style_size.lower().split("x")),
+                      labels=labels if args.prefer_single_label else None, **extra)
     bank.info["index"] = "labels (provisional)" if args.index == "labels" else str(args.index or "checkpoints/classifier")
     hub.add_files(args.out, bank.files())
     for g, s in bank.styles.items():
-        print(f"{g}: " + "; ".join(f"{e['title']} ({e['year']}) p={e['prob']}" for e in s.exemplars))
+        print(f"{g}: " + "; ".join(f"{e['title']} ({e['year']}, {'+'.join(e.get('genres') or labels.get(e['id'], ()))})"
+                                   f" p={e['prob']}" for e in s.exemplars))
     print(f"wrote {Path(args.out) / 'exemplars.safetensors'}")
     if args.push_to_hub:
         print(hub.push("transfer", args.push_to_hub, private=args.private, folder=args.out))

@@ -383,24 +383,21 @@ def layerwise_groups(model: PosterClassifier, lr: float, decay: float) -> list[d
 @torch.no_grad()
 def final_features(model: PosterClassifier, train_u8: torch.Tensor, val_u8: torch.Tensor, to_input, path: Path,
                    tag: int) -> dict:
-    """One pass of the final model over the posters: the train posters' embeddings, probabilities and pooled
-    backbone features (the index and the head ablations), val's pooled features and those of the flipped posters
-    (test-time flips). Cached in `path` for the best step `tag` (a rerun of the final stage reuses them)."""
+    """One pass of the final model over the posters for the head ablations: the pooled backbone features of the
+    train and val posters and of the flipped val posters (test-time flips). Cached in `path` for the best step
+    `tag` (a rerun of the final stage reuses them)."""
     if path.is_file():
         t = load_file(str(path))
         if int(t["tag"]) == tag:
             return t
     model.eval()
-    out: dict[str, list] = {k: [] for k in ("train_emb", "train_probs", "train_pooled", "val_pooled", "val_pooled_flip")}
+    out: dict[str, list] = {k: [] for k in ("train_pooled", "val_pooled", "val_pooled_flip")}
 
     def pooled(u8):
         return model.trunk(model.stem(to_input(u8))).mean((2, 3))
 
     for i in tqdm(range(0, len(train_u8), 64), desc="final pass (train)", mininterval=10):
-        f = pooled(train_u8[i: i + 64])
-        emb = model.embed(f)
-        out["train_pooled"].append(f.half()), out["train_emb"].append(emb)
-        out["train_probs"].append(torch.sigmoid(model.head(F.gelu(emb))))
+        out["train_pooled"].append(pooled(train_u8[i: i + 64]).half())
     for i in range(0, len(val_u8), 64):
         out["val_pooled"].append(pooled(val_u8[i: i + 64]).half())
         out["val_pooled_flip"].append(pooled(val_u8[i: i + 64].flip(-1)).half())
@@ -425,28 +422,20 @@ def _focal_loss(logits, y, gamma: float = 2.0):
     return ((1 - p_t) ** gamma * bce).sum(1).mean()
 
 
-def imdb_targets(records, labels_csv: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(N, V) multi-hot of the finer IMDb genres (labels.csv `genres_imdb`), a (N,) mask of the rows that have
-    them, and the vocabulary (genres seen on at least 50 training rows)."""
-    import csv
-
-    with open(labels_csv, newline="", encoding="utf-8", errors="replace") as f:
-        imdb = {r["id"]: [g for g in (r.get("genres_imdb") or "").split("|") if g] for r in csv.DictReader(f)}
+def imdb_targets(records) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(N, V) multi-hot of the records' finer IMDb genres, a (N,) mask of the rows that have them, and the
+    vocabulary (genres seen on at least 50 of the rows)."""
     counts: dict[str, int] = {}
     for r in records:
-        for g in imdb.get(r.id, []):
+        for g in r.genres_imdb:
             counts[g] = counts.get(g, 0) + 1
     vocab = sorted(g for g, c in counts.items() if c >= 50)
-    y = torch.zeros(len(records), len(vocab))
-    for i, r in enumerate(records):
-        for g in imdb.get(r.id, []):
-            if g in vocab:
-                y[i, vocab.index(g)] = 1
+    y = torch.tensor([[float(g in r.genres_imdb) for g in vocab] for r in records]).view(len(records), len(vocab))
     return y, (y.sum(1) > 0).float(), vocab
 
 
 def head_ablations(model: PosterClassifier, feats: dict, train_y: torch.Tensor, val_y: torch.Tensor, train_records,
-                   val_records, data: Path, probe_cache: Path, epochs: int = 8) -> dict:
+                   val_records, probe_cache: Path, epochs: int = 8) -> dict:
     """Val figures of what is known to help multi-label posters, on top of the fine-tuned backbone (frozen here):
     the embedding + genre layers refitted from the fine-tuned ones with the training loss (the control), an
     asymmetric loss, a focal loss, and the finer IMDb genres as an auxiliary target; test-time flips; an ensemble
@@ -469,7 +458,7 @@ def head_ablations(model: PosterClassifier, feats: dict, train_y: torch.Tensor, 
                                     + probs_of(model.embed, model.head, feats["val_pooled_flip"])) / 2)
     freq = train_y.mean(0).clamp(0.01, 0.99)
     pos_weight = ((1 - freq) / freq).sqrt()
-    aux_y, aux_mask, vocab = imdb_targets(train_records, data / "labels.csv")
+    aux_y, aux_mask, vocab = imdb_targets(train_records)
     x = feats["train_pooled"].float()
     losses = {"refit_bce_control": lambda lo, t: F.binary_cross_entropy_with_logits(lo, t, pos_weight=pos_weight),
               "refit_asymmetric_loss": _asymmetric_loss, "refit_focal_loss": _focal_loss,
@@ -637,10 +626,8 @@ def run_full(args) -> dict:
         metrics["previous_classifier_val"] = {k: history[0][k] for k in ("mAP", "macro_f1", "micro_f1")}
     feats = final_features(model, train["images"], val["images"], to_input, work / "final_features.safetensors",
                            best["step"])
-    ablations = head_ablations(model, feats, train_y, val_y, train["records"], val["records"], Path(args.data),
-                               Path(args.probe_cache))
+    ablations = head_ablations(model, feats, train_y, val_y, train["records"], val["records"], Path(args.probe_cache))
     metrics["ablations"] = ablations
-    Path(args.ablations).write_text(json.dumps(ablations, indent=2))
     (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps({k: metrics[k] for k in ("mAP", "macro_f1", "micro_f1", "cross_tuned_val", "best")}, indent=2))
     print(json.dumps(ablations, indent=2))
@@ -705,8 +692,6 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, default=1e9, help="--full: stop after this many minutes (resumable)")
     p.add_argument("--finish", action="store_true", help="--full: ship the best weights so far even if not done")
     p.add_argument("--pixels", default="cache/posters", help="--full: uint8 poster cache folder")
-    p.add_argument("--ablations", default="runs/classifier-ablations.json", help="--full: where the head-level "
-                   "ablations (also in the model card) are written")
     p.add_argument("--probe-cache", default="cache/probe/val_1500", help="--full: the VGG-19 probe's cached val "
                    "features (train/train_probe.py), for the ensemble ablation")
     args = p.parse_args(argv)

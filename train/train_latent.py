@@ -67,6 +67,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-images", type=int, default=None, help="first N posters only (tests)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preferred", action="store_true",
+                   help="export: mark the engine as the app's default (only once it beats the instant GAN under the "
+                        "VGG-19 probe, the judge that never took part)")
     p.add_argument("--n", type=int, default=100, help="evaluate: posters per genre and variant")
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), help="evaluate: which rows")
     return p.parse_args(argv)
@@ -141,7 +144,7 @@ class Loop:
     def save(self) -> None:
         save_state(self.state_path, {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
                                      "opt": self.opt.state_dict(), "step": self.step, "seconds": self.seconds,
-                                     "history": self.history})
+                                     "batch": self.args.batch, "history": self.history})
         save_file({k: v.contiguous() for k, v in self.ema.state_dict().items()}, str(self.dir / "ema.safetensors"))
 
     def run(self, step_fn, sample_fn) -> None:
@@ -292,9 +295,20 @@ def export(args) -> None:
     for name in ("decoder", "prior"):
         st = load_state(work / name / "state.safetensors")
         info[name] = {"steps": int(st["step"]), "minutes": round(float(st["seconds"]) / 60, 1),
-                      "images_seen": int(st["step"]) * args.batch}
-    metrics_path = Path(args.out).with_name(Path(args.out).name + "-metrics.json")
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+                      "batch": int(st.get("batch", args.batch)),
+                      "images_seen": int(st["step"]) * int(st.get("batch", args.batch))}
+    ablation_path = work / "ablation.json"  # --stage evaluate's rows, summarised into the card when there
+    metrics = {}
+    if ablation_path.is_file():
+        for row, r in json.loads(ablation_path.read_text()).items():
+            o = r["overall"]
+            metrics[f"ablation_{row}"] = {
+                "classifier_hit": round(o.get("mean_cond_acc", float("nan")), 3),
+                "probe_hit": round(o.get("mean_probe_cond_acc", float("nan")), 3),
+                "kid_lite0": round(o["pooled_kid"], 3), "kid_vgg19": round(o["pooled_vgg_kid"], 2),
+                "diversity_lite0": round(o["pooled_diversity_ratio"], 2),
+                "diversity_vgg19": round(o["pooled_vgg_diversity_ratio"], 2),
+                "novelty_rejected": r["novelty"]["rejected_share"], "seconds_per_poster": r["seconds_per_poster"]}
     hub.save_checkpoint(
         model, args.out,
         description=(LatentGenerator.__doc__ or "").strip() + "\n\nGenerate v3, the latent engine: see "
@@ -303,7 +317,7 @@ def export(args) -> None:
         training=f"train/train_latent.py, 2 CPU cores: {json.dumps(info)}; PCA keeps "
                  f"{float(model.projection.explained):.3f} of E's channel variance.",
         metrics={**metrics, "training": info, "novelty": novelty},
-        config_updates={"novelty_threshold": novelty.get("threshold")})
+        config_updates={"novelty_threshold": novelty.get("threshold"), "preferred": bool(args.preferred)})
     print(f"exported {args.out}")
 
 

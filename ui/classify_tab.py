@@ -12,8 +12,8 @@ import gradio as gr
 from poster_studio import genres as G
 from poster_studio.classify import Analysis
 
-from .common import GENRE_CHOICES, OutputFiles, Services, guarded, image_input, notes_markdown, poster_gallery, \
-    poster_list_markdown, raw, status_markdown, status_update
+from .common import GENRE_CHOICES, OutputFiles, Services, clear_on_failure, guarded, image_input, notes_markdown, \
+    poster_gallery, poster_list_markdown, raw, status_markdown, status_update
 
 HOW = """
 **Method:** EfficientNet-Lite0 (ImageNet-pretrained) fine-tuned on the posters at their 2:3 shape, with a
@@ -56,7 +56,7 @@ def build(services: Services, files: OutputFiles):
                 summary_md = gr.Markdown(label="Summary")
             with gr.Column(scale=1):
                 heatmap_img = gr.Image(label="Where the evidence is (Grad-CAM)", type="filepath", height=420,
-                                       interactive=False, format="png")
+                                       interactive=False, format="png", elem_id="clf-heatmap")
         with gr.Row():
             similar_md = gr.Markdown(label="Similar posters (titles)")
             similar_gallery = gr.Gallery(label="Similar posters", columns=5, height=200, visible=False,
@@ -68,8 +68,8 @@ def build(services: Services, files: OutputFiles):
             masks_md = gr.Markdown()
         analysis = gr.State(None)
         pics = examples()
-        if pics:
-            gr.Examples([[e] for e in pics], inputs=[image], label="Generated posters to try")
+        try_examples = gr.Examples([[e] for e in pics], inputs=[image], label="Generated posters to try") \
+            if pics else None
         with gr.Accordion("How it works", open=False):
             gr.Markdown(HOW)
 
@@ -107,10 +107,20 @@ def build(services: Services, files: OutputFiles):
         return out, "  \n".join(lines)
 
     outputs = [label, heatmap_img, summary_md, similar_md, similar_gallery, analysis]
-    gr.on([button.click, image.upload], classify, [image, heat_genre], outputs, api_name="classify",
-          concurrency_id="classify", concurrency_limit=CLASSIFY_CONCURRENCY)
+    cleared = [None, None, "", "", gr.update(value=None, visible=False), None]
+    run = gr.on([button.click, image.upload], classify, [image, heat_genre], outputs, api_name="classify",
+                concurrency_id="classify", concurrency_limit=CLASSIFY_CONCURRENCY)
+    clear_on_failure(run, outputs, cleared)
+    if try_examples is not None:  # an example is classified at once, as a dropped poster is
+        clear_on_failure(try_examples.load_input_event.then(
+            classify, [image, heat_genre], outputs, api_visibility="private", concurrency_id="classify",
+            concurrency_limit=CLASSIFY_CONCURRENCY), outputs, cleared)
+    # another picture (or none): the previous picture's principal masks go
+    image.change(lambda: (None, ""), None, [masks_gallery, masks_md], api_visibility="private", queue=False,
+                 show_progress="hidden")
     heat_genre.input(heatmap, [image, heat_genre, analysis], [heatmap_img, summary_md], api_name="heatmap",
                      concurrency_id="classify", concurrency_limit=CLASSIFY_CONCURRENCY)
-    masks_button.click(masks, [image], [masks_gallery, masks_md], api_name="masks", concurrency_id="classify",
-                       concurrency_limit=CLASSIFY_CONCURRENCY)
+    clear_on_failure(masks_button.click(masks, [image], [masks_gallery, masks_md], api_name="masks",
+                                        concurrency_id="classify", concurrency_limit=CLASSIFY_CONCURRENCY),
+                     [masks_gallery, masks_md], [None, ""])
     return [status], lambda: [status_update(services.classifier)]

@@ -145,6 +145,42 @@ def status_update(slot: ServiceSlot) -> gr.Markdown:
     return gr.Markdown(value=text, visible=bool(text))
 
 
+# ------------------------------------------------------------------------------------------------ busy
+QUEUE_FULL_TEXT = "Queue is full, try again in a few seconds."
+
+
+class RefuseUploadsWhenQueueFull:
+    """ASGI middleware: an upload (POST .../upload) that arrives while the request queue is full is answered at once
+    with HTTP 503 (what Gradio answers a queue join then), its body drained unparsed: a client uploads a request's
+    files before it joins the queue, so without this its "busy" answer waited for the multipart parsing, the file
+    writes and the hashing of an upload whose request would be refused anyway (1.22 s at p95 under load)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    @staticmethod
+    def queue_full(scope) -> bool:
+        try:
+            queue = scope["app"].get_blocks()._queue
+        except (KeyError, AttributeError, ValueError):
+            return False
+        return queue is not None and queue.max_size is not None and len(queue) >= queue.max_size
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/upload") \
+                and self.queue_full(scope):
+            more = True
+            while more:  # read what the client sends (cheap) so that it gets the answer, not a reset connection
+                message = await receive()
+                more = message["type"] == "http.request" and message.get("more_body", False)
+            log.info("refused an upload: the queue is full")
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"2")]})
+            await send({"type": "http.response.body", "body": QUEUE_FULL_TEXT.encode()})
+            return
+        await self.app(scope, receive, send)
+
+
 # ------------------------------------------------------------------------------------------------ errors
 _libc: Any = None
 _last_trim = [0.0]
@@ -232,7 +268,7 @@ def run_watched(job, cancel: threading.Event, stall_s: float = STALL_S, heartbea
     def cb(fraction: float, preview=None) -> None:
         if time.monotonic() - taken[0] > stall_s:
             cancel.set()
-        q.put(("progress", (float(fraction), preview)))
+        q.put(("progress", (fraction, preview)))  # kept as sent: a progress.Steps also says step i of n
 
     def work():
         try:
@@ -255,6 +291,76 @@ def run_watched(job, cancel: threading.Event, stall_s: float = STALL_S, heartbea
                 return
     finally:
         cancel.set()  # closed early (cancelled, client gone): the worker stops at its next step
+
+
+class WorkTimer:
+    """How long a kind of work that reports no steps takes per unit (a poster at 400x600 ...), learnt from the
+    last runs, so that its progress bar can move (`run_timed`)."""
+
+    def __init__(self, seconds_per_unit: dict[str, float], default_s: float = 0.1):
+        self._per = dict(seconds_per_unit)
+        self._default = default_s
+        self._lock = threading.Lock()
+
+    def expected_s(self, kind: str, units: Any) -> float:
+        try:
+            n = max(1.0, float(units))
+        except (TypeError, ValueError):
+            n = 1.0
+        with self._lock:
+            return self._per.get(kind, self._default) * n
+
+    def record(self, kind: str, units: Any, seconds: float) -> None:
+        try:
+            n = max(1.0, float(units))
+        except (TypeError, ValueError):
+            return
+        with self._lock:
+            old = self._per.get(kind, self._default)
+            self._per[kind] = 0.5 * old + 0.5 * seconds / n
+
+
+def run_timed(fn: Callable[[], T], progress, desc: str, timer: WorkTimer, kind: str, units: Any,
+              every_s: float = 0.25) -> T:
+    """`fn()` in a worker thread while the progress bar moves toward 95% over the time such work took before (an
+    estimate: the service reports no steps), with the elapsed seconds; returns fn's result or raises its error."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work():
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    t0 = time.monotonic()
+    expected = max(0.05, timer.expected_s(kind, units))
+    threading.Thread(target=work, name="poster-studio-timed", daemon=True).start()
+    progress(0.05, desc=desc)
+    while not done.wait(every_s):
+        elapsed = time.monotonic() - t0
+        progress(min(0.95, 0.05 + 0.9 * elapsed / expected), desc=f"{desc} · {elapsed:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    timer.record(kind, units, time.monotonic() - t0)
+    return box["result"]
+
+
+def progress_text(what: str, fraction: Optional[float], started: float) -> str:
+    """One line for a long job's own progress display: the step count when the job says it (progress.Steps), else
+    the percentage, and the time since `started` (time.monotonic()), which keeps counting between updates (Gradio's
+    own timer restarts at every streamed update, and its overlay would hide the previews)."""
+    elapsed = max(0.0, time.monotonic() - started)
+    clock = f"{int(elapsed) // 60}:{int(elapsed) % 60:02d}"
+    if fraction is None:
+        where = "starting"
+    elif getattr(fraction, "total", None):
+        where = f"step {fraction.done} of {fraction.total} ({float(fraction):.0%})"
+    else:
+        where = f"{float(fraction):.0%}"
+    return f"⏳ **{what}:** {where} · {clock} elapsed"
 
 
 class Cancels:
@@ -283,6 +389,38 @@ def raw(component):
     (Gradio would otherwise refuse out-of-range numbers and unknown choices with its own wording)."""
     component.preprocess = lambda payload: payload
     return component
+
+
+def explain_clamping(slider: gr.Slider, slot: "ServiceSlot", check: Callable[[Any, Any], Any]) -> None:
+    """The browser clamps a number typed into a slider to the slider's range without a word (0 becomes 1); say so,
+    with the service's own message for that value (what the API answers: `check(service, value)` calls its
+    check_inputs), or the slider's range where the service would take a value the slider cannot show."""
+    lo, hi = slider.minimum, slider.maximum
+
+    def released(value):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            return
+        if lo <= v <= hi:
+            return
+        why = f"{slider.label} goes from {lo:g} to {hi:g} here, got {value!r}."
+        if slot.service is not None:
+            try:
+                check(slot.service, value)
+            except PosterStudioError as exc:
+                why = str(exc).splitlines()[0]
+        gr.Warning(f"{why} The slider was set to {min(max(v, lo), hi):g}.")
+
+    # "release" carries the typed value: the browser clamps it right after sending it
+    slider.release(released, slider, None, api_visibility="private", show_progress="hidden", concurrency_limit=None)
+
+
+def clear_on_failure(event, outputs: Sequence[Any], values: Sequence[Any]) -> None:
+    """When `event` fails, its outputs get `values` (empty): an error message must not sit above the previous
+    request's result as if it were this one's."""
+    event.failure(lambda: tuple(values) if len(values) > 1 else values[0], None, list(outputs),
+                  api_visibility="private", queue=False, show_progress="hidden")
 
 
 def image_input(label: str, **kwargs) -> gr.Image:
@@ -386,10 +524,20 @@ def poster_thumbnail(poster_id: str, height: int = 240):
     return img
 
 
+def thumbnails_available() -> bool:
+    """Whether this server has the poster images (thumbnails); a Space without the data shows titles only."""
+    return (default_data_dir() / "images").is_dir()
+
+
 def poster_title(item: dict) -> str:
     title = str(item.get("title") or item.get("id") or "?")
     year = str(item.get("year") or "").strip()
     return f"{title} ({year})" if year else title
+
+
+def poster_genres(item: dict) -> str:
+    """The poster's own genres ("Comedy + Romance"), or "" when the item does not carry them."""
+    return " + ".join(G.DISPLAY_NAMES.get(g, g) for g in item.get("genres") or ())
 
 
 def poster_list_markdown(items: Sequence[dict], heading: str, score_key: Optional[str] = None,
@@ -401,7 +549,8 @@ def poster_list_markdown(items: Sequence[dict], heading: str, score_key: Optiona
         extra = ""
         if score_key and it.get(score_key) is not None:
             extra = f" — {score_label}{float(it[score_key]):.3f}"
-        lines.append(f"{i}. {poster_title(it)}{extra}")
+        genres = f" · *{poster_genres(it)}*" if poster_genres(it) else ""
+        lines.append(f"{i}. {poster_title(it)}{genres}{extra}")
     return "\n".join(lines)
 
 
@@ -411,5 +560,6 @@ def poster_gallery(items: Sequence[dict]) -> list[tuple[Any, str]]:
     for it in items:
         thumb = poster_thumbnail(str(it.get("id", "")))
         if thumb is not None:
-            out.append((thumb, poster_title(it)))
+            genres = poster_genres(it)
+            out.append((thumb, f"{poster_title(it)} · {genres}" if genres else poster_title(it)))
     return out

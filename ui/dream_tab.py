@@ -5,6 +5,8 @@ One handler, one service call (`Dreamer.dream`): no layer = genre dream; a layer
 ticked genres. Dreams run one at a time (their own queue), so the other tabs keep serving."""
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 
 from poster_studio import genres as G
@@ -12,8 +14,10 @@ from poster_studio.dream import Dreamer
 from poster_studio.dream.service import VGG_DREAM_LAYERS, classifier_layers
 from poster_studio.images import image_notes
 
-from .common import GENRE_CHOICES, Cancels, OutputFiles, Services, content_examples, gpu, guarded, image_input, \
-    notes_markdown, random_seed, raw, run_watched, status_markdown, status_update
+from . import poster_control
+from .common import GENRE_CHOICES, Cancels, OutputFiles, Services, clear_on_failure, content_examples, \
+    explain_clamping, gpu, guarded, image_input, notes_markdown, progress_text, random_seed, raw, run_watched, \
+    status_markdown, status_update
 
 HOW = """
 **Genre dream** (no layer): a picture is optimised until the project's poster classifier sees the ticked genres
@@ -71,7 +75,8 @@ def build(services: Services, files: OutputFiles):
                 result = gr.Image(label="Dream", type="filepath", height=600, interactive=False, format="png",
                                   elem_id="dream-out")
                 judged = gr.Label(num_top_classes=3, label="What the classifier sees in it", elem_id="dream-label")
-                notes_md = gr.Markdown()
+                notes_md = gr.Markdown(elem_id="dream-notes")
+                poster_title, poster_seed, poster_button, poster_out = poster_control.build("dream")
         pics = content_examples()
         if pics:
             gr.Examples([[p] for p in pics], inputs=[picture], label="Pictures to dream on")
@@ -81,7 +86,7 @@ def build(services: Services, files: OutputFiles):
     @gpu
     @guarded
     def dream(genre_list, picture, layer, size, steps, iterations, octaves, scale, strength, seed,
-              request: gr.Request = None, progress=gr.Progress()):
+              request: gr.Request = None):
         svc = services.dream.get()
         key, cancel = cancels.start(request)
 
@@ -91,26 +96,38 @@ def build(services: Services, files: OutputFiles):
                              strength=strength, seed=seed, progress=progress, cancel=cancel)
 
         try:
-            progress(0.0, desc="Dreaming")
+            # The previews show in the picture as they come (no progress overlay on it); the step count and a steady
+            # elapsed time go in the notes, renewed about every second.
+            started, fraction, shown = time.monotonic(), None, 0.0
+            yield None, None, progress_text("Dreaming", fraction, started)
             for kind, payload in run_watched(job, cancel):
-                if kind == "progress":
-                    fraction, preview = payload
-                    progress(fraction, desc="Dreaming")
-                    yield (files.save(preview, "dream-preview") if preview is not None else gr.skip()), gr.skip(), \
-                        gr.skip()
-                elif kind == "heartbeat":
-                    yield gr.skip(), gr.skip(), gr.skip()
-                else:
+                if kind == "done":
                     img = payload
                     scores = svc.classifier.predict(img)["scores"]
                     notes = image_notes(img)
                     yield files.save(img, "dream"), {G.DISPLAY_NAMES[g]: float(p) for g, p in scores.items()}, \
                         notes_markdown(notes) if notes else ""
+                    break
+                preview = None
+                if kind == "progress":
+                    fraction, preview = payload
+                if preview is None and time.monotonic() - shown < 0.5:
+                    yield gr.skip(), gr.skip(), gr.skip()  # every update is taken: a gone client is noticed
+                    continue
+                shown = time.monotonic()
+                yield (files.save(preview, "dream-preview") if preview is not None else gr.skip()), gr.skip(), \
+                    progress_text("Dreaming", fraction, started)
         finally:
             cancels.finish(key)
 
-    button.click(dream, [genres, picture, layer, size, steps, iterations, octaves, scale, strength, seed],
-                 [result, judged, notes_md], api_name="dream", concurrency_id="dream", concurrency_limit=1)
+    outputs = [result, judged, notes_md]
+    run = button.click(dream, [genres, picture, layer, size, steps, iterations, octaves, scale, strength, seed],
+                       outputs, api_name="dream", concurrency_id="dream", concurrency_limit=1, show_progress="minimal")
+    clear_on_failure(run, outputs, [None, None, ""])
+    poster_control.wire(poster_button, [result, genres, poster_title, poster_seed], poster_out, files, "dream",
+                        "dream_poster")
+    explain_clamping(steps, services.dream, lambda svc, v: svc.check_inputs(steps=v))
+    explain_clamping(iterations, services.dream, lambda svc, v: svc.check_inputs(iterations=v))
     def cancel_dream(request: gr.Request):
         cancels.cancel(request)
 

@@ -6,11 +6,17 @@ import gradio as gr
 from poster_studio import genres as G
 from poster_studio.generate import PosterGenerator
 
-from .common import GENRE_CHOICES, OutputFiles, Services, gpu, guarded, random_seed, raw, status_markdown, \
-    status_update
+from .common import GENRE_CHOICES, OutputFiles, Services, WorkTimer, clear_on_failure, explain_clamping, gpu, \
+    guarded, random_seed, raw, run_timed, status_markdown, status_update
 
 HOW = """
-**Method:** a genre-conditioned GAN trained here on about 13,000 movie posters: a DCGAN-style generator with
+**Engines.** *Latent* (Generate v3, the default when installed): a small genre-conditional **flow-matching prior**
+draws a 64 x 15 x 10 latent (the leading principal components of a frozen ImageNet EfficientNet-Lite1's stride-16
+features of a poster), and a decoder trained here to invert that encoder paints it at 160x240; each poster is
+checked against the training posters (the classifier's embedding index) and redrawn when it is too close to one
+(`checkpoints/generator-latent/README.md`). *Instant*: the GAN below, about 20 ms a poster.
+
+**Instant engine:** a genre-conditioned GAN trained here on about 13,000 movie posters: a DCGAN-style generator with
 conditional batch norm fed by a learned embedding of the ticked genres (a multi-hot condition, so
 *Comedy + Romance* is a real request; none ticked = genres drawn from the training data's mix), trained
 against a spectral-norm **projection discriminator** with the hinge loss, **DiffAugment** and an **EMA** of the
@@ -20,12 +26,26 @@ the learned upscaler (a compact super-resolution network trained here on poster 
 (model cards: `checkpoints/generator/README.md`, `checkpoints/upscaler/README.md`). The **seed** makes results
 reproducible; **truncation** below 1 scales the noise down: safer, less varied posters.
 **Morph** interpolates (slerp of the noise, linear genre weights) between two genre sets or two seeds.
-**Title overlay** typesets your title, tagline and credits in a font and colours that fit the first ticked genre
-(bundled OFL fonts), in the calmer of the poster's two ends (its title band); each poster is shown with and
-without it.
+**Typography** makes the picture a poster: a title in the calmer of the poster's two ends (its title band), a
+tagline, star names, a billing block in condensed capitals and a release line, in one of three layouts per genre
+(fonts bundled, SIL OFL), chosen by the seed. *Invented*: a new title from a character n-gram model trained on the
+data's titles per genre (never one of them: `checkpoints/titles/README.md`), a tagline from the genre's phrases,
+generic names; what you type replaces its invented part. *Your title*: only what you type. Words are never broken.
+Each poster is shown with and without its typography.
 """
+POSTER_TIME = WorkTimer({"instant:native": 0.02, "instant:400x600": 0.3, "latent:native": 0.3,
+                         "latent:400x600": 0.6})  # seconds a poster, as measured (README)
 EXAMPLES = [[["Horror_Thriller"], 8, 7], [["Comedy", "Romance"], 8, 42], [["Animation"], 8, 3],
             [["Documentary"], 4, 11]]
+
+
+ENGINE_LABELS = {"latent": "Latent (v3)", "instant": "Instant GAN"}
+
+
+def engine_choices(slot) -> list[tuple[str, str]]:
+    gen = slot.service
+    engines = gen.engines if gen is not None else PosterGenerator.ENGINES
+    return [(ENGINE_LABELS[e], e) for e in engines]
 
 
 def size_choices(slot) -> list[tuple[str, str]]:
@@ -48,11 +68,18 @@ def build(services: Services, files: OutputFiles):
                 with gr.Row(equal_height=True):
                     seed = raw(gr.Number(value=0, precision=0, minimum=0, maximum=L.MAX_SEED, label="Seed", scale=3))
                     dice = gr.Button("🎲 Random", scale=1, min_width=90, elem_id="gen-dice")
+                engine = raw(gr.Radio(engine_choices(services.generator), value=None, label="Engine",
+                                      elem_id="gen-engine",
+                                      info="Latent: the v3 engine (default when installed); Instant: the GAN."))
                 truncation = raw(gr.Slider(0.1, 1.0, value=0.7, step=0.05,
                                            label="Truncation (lower = safer, higher = more varied)"))
                 size = raw(gr.Radio(size_choices(services.generator), value="native", label="Size",
                                     info="400x600: the native poster enlarged by the method named."))
-                with gr.Accordion("Title overlay (optional)", open=False):
+                typography = raw(gr.Radio([("None", "none"), ("Your title", "title"), ("Invented", "invented")],
+                                          value="invented", label="Typography", elem_id="gen-typography",
+                                          info="Invented: a new title, tagline and credits (what you type below "
+                                               "is used instead)."))
+                with gr.Accordion("Your title, tagline, credits (optional)", open=False):
                     title = raw(gr.Textbox("", label="Title", max_length=L.MAX_TITLE, elem_id="gen-title",
                                            placeholder="typeset in the genre's style, where the poster's title band is"))
                     tagline = raw(gr.Textbox("", label="Tagline", max_length=L.MAX_TAGLINE))
@@ -81,15 +108,23 @@ def build(services: Services, files: OutputFiles):
 
     @gpu
     @guarded
-    def generate(genres, count, seed, truncation, size, title="", tagline="", credits="", progress=gr.Progress()):
+    def generate(genres, count, seed, truncation, size, title="", tagline="", credits="", typography=None,
+                 engine=None, progress=gr.Progress()):
         gen = services.generator.get()
-        progress(0.1, desc="Generating posters")
-        images = gen.generate(genres, n=count, seed=seed, truncation=truncation, size=size)
-        titled = gen.typeset(images, genres, title, tagline, credits) if title else []
+        engine = gen.check_inputs(engine=engine)["engine"]
+        # the service reports no steps: the bar moves over the time such posters took before (400x600: seconds)
+        images = run_timed(lambda: gen.generate(genres, n=count, seed=seed, truncation=truncation, size=size,
+                                                engine=engine),
+                           progress, "Generating posters", POSTER_TIME, f"{engine}:{size}", count)
+        # typography None (a direct call without it): the typed title if any, as before the choice existed
+        titled = gen.typeset(images, genres, title, tagline, credits, typography=typography, seed=seed,
+                             engine=engine) \
+            if title or typography not in (None, "none") else []
+        titled = [] if all(t is im for t, im in zip(titled, images)) else titled  # "none": the posters themselves
         what = " + ".join(G.DISPLAY_NAMES[g] for g in G.parse_genres(genres)) or "any genre"
         items = []
         for i, im in enumerate(images):  # with a title: each poster with it, then without it
-            caption = f"#{i + 1} · seed {int(seed)} · {what}"
+            caption = f"#{i + 1} · seed {int(seed)} · {what}" + (" · latent engine" if engine == "latent" else "")
             if titled:
                 items.append((files.save(titled[i], "poster-titled"), f"#{i + 1} titled"))  # short: keeps the title visible
             items.append((files.save(im, "poster"), caption))
@@ -104,15 +139,26 @@ def build(services: Services, files: OutputFiles):
                            truncation=truncation)
         return [files.save(f, "morph") for f in frames], files.save_gif(frames)
 
-    examples.dataset.click(lambda: (0.7, "native"), None, [truncation, size], api_visibility="private", queue=False)
+    # an example fills the inputs (truncation and size back to their defaults), then generates at once
+    clear_on_failure(examples.load_input_event.then(
+        lambda: (0.7, "native"), None, [truncation, size], api_visibility="private", queue=False).then(
+        generate, [genres, count, seed, truncation, size, title, tagline, credits, typography, engine], gallery,
+        api_name="generate_example", api_visibility="private", concurrency_id="generate"), [gallery], [None])
     dice.click(random_seed, outputs=seed, api_visibility="private", queue=False)
-    button.click(generate, [genres, count, seed, truncation, size, title, tagline, credits], gallery, api_name="generate",
-                 concurrency_id="generate")
-    morph_button.click(morph, [genres_a, genres_b, seed_a, seed_b, steps, morph_size, truncation], [strip, gif],
-                       api_name="morph", concurrency_id="generate")
+    clear_on_failure(button.click(generate, [genres, count, seed, truncation, size, title, tagline, credits, typography,
+                                             engine],
+                                  gallery, api_name="generate", concurrency_id="generate"), [gallery], [None])
+    clear_on_failure(morph_button.click(morph, [genres_a, genres_b, seed_a, seed_b, steps, morph_size, truncation],
+                                        [strip, gif], api_name="morph", concurrency_id="generate"),
+                     [strip, gif], [None, None])
+    explain_clamping(count, services.generator, lambda svc, v: svc.check_inputs(n=v))
+    explain_clamping(steps, services.generator, lambda svc, v: svc.check_inputs(steps=v))
     def refresh():
         status_md = status_update(services.generator)
+        gen = services.generator.service
         return [status_md, gr.Radio(choices=size_choices(services.generator)),
-                gr.Radio(choices=size_choices(services.generator))]
+                gr.Radio(choices=size_choices(services.generator)),
+                gr.Radio(choices=engine_choices(services.generator),
+                         value=gen.default_engine if gen is not None else None)]
 
-    return [status, size, morph_size], refresh
+    return [status, size, morph_size, engine], refresh

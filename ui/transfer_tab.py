@@ -8,6 +8,8 @@ client). The quality engine takes one job at a time and refuses a second at once
 behind a job of minutes."""
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 
 from poster_studio import genres as G
@@ -16,8 +18,10 @@ from poster_studio.images import image_notes
 from poster_studio.transfer import GenreTransfer
 from poster_studio.transfer.engines import DEFAULT_STEPS
 
-from .common import GENRE_CHOICES, Cancels, OutputFiles, Services, content_examples, gpu, guarded, image_input, \
-    notes_markdown, poster_gallery, poster_list_markdown, raw, run_watched, status_markdown, status_update
+from . import poster_control
+from .common import GENRE_CHOICES, Cancels, OutputFiles, Services, clear_on_failure, content_examples, \
+    explain_clamping, gpu, guarded, image_input, notes_markdown, poster_gallery, poster_list_markdown, progress_text, \
+    raw, run_watched, status_markdown, status_update, thumbnails_available
 
 HOW = """
 **Method:** neural style transfer from *exemplar posters* the classifier picked per genre: among the posters
@@ -36,6 +40,7 @@ and the result is enlarged to the output size; strength blends it with your post
 but it has only seen posters.
 """
 EXAMPLE_GENRES = ["Horror_Thriller", "Comedy", "Animation", "Romance", "Action_Adventure", "Drama"]
+QUALITY = "Optimising (quality engine)"
 
 
 ENGINES = [("Fast (AdaIN, ~1 s)", "fast"), ("Quality (Gatys, minutes)", "quality")]
@@ -66,11 +71,12 @@ def exemplars_view(svc: GenreTransfer, genre, style_files, engine="fast") -> tup
         return (f"**Translated to {G.DISPLAY_NAMES[g]}** by the translate engine (a network trained on posters; "
                 "no exemplars)." if g else ""), []
     if style_files:
-        return "**Style from your images:** " + ", ".join(str(f).rsplit("/", 1)[-1] for f in style_files), []
+        names = [str(f).rsplit("/", 1)[-1] for f in style_files]
+        return "**Style from your images:** " + ", ".join(names), [(str(f), n) for f, n in zip(style_files, names)]
     if not genre:
         return "", []
     g = G.parse_genre(genre)
-    items = svc.exemplars(g)
+    items = svc.exemplars(g)  # each with its own genres where known: an exemplar may be Comedy + Romance
     return poster_list_markdown(items, f"Exemplar posters for {G.DISPLAY_NAMES[g]}"), poster_gallery(items)
 
 
@@ -102,9 +108,13 @@ def build(services: Services, files: OutputFiles):
             with gr.Column(scale=1):
                 result = gr.Image(label="Result", type="filepath", height=560, interactive=False, format="png",
                                   elem_id="tr-out")
-                exemplars_md = gr.Markdown(label="Exemplars and notes")
-                exemplars_gallery = gr.Gallery(label="Exemplars used", columns=5, height=260, visible=False,
-                                               object_fit="contain", elem_id="tr-exemplars")
+                exemplars_md = gr.Markdown(label="Exemplars and notes", elem_id="tr-notes")
+                # always there when this server has the poster images (no visibility updates: Gradio's lazy example
+                # cache cannot build component updates); whole posters, never cropped, at most 5 a row
+                exemplars_gallery = gr.Gallery(label="Style images used", columns=5, height="auto",
+                                               fit_columns=False, visible=thumbnails_available(),
+                                               object_fit="contain", allow_preview=True, elem_id="tr-exemplars")
+                poster_title, poster_seed, poster_button, poster_out = poster_control.build("tr")
         pics = content_examples()
         if pics:  # a fast transfer each, computed on first click and cached (a first visitor does not wait)
             gr.Examples([[p, EXAMPLE_GENRES[i % len(EXAMPLE_GENRES)]] for i, p in enumerate(pics)],
@@ -118,11 +128,11 @@ def build(services: Services, files: OutputFiles):
     @gpu
     @guarded
     def transfer(picture, genre, engine, strength, preserve_color, size, steps, style_files, fit="crop",
-                 request: gr.Request = None, progress=gr.Progress()):
+                 request: gr.Request = None):
         svc = services.transfer.get()
         style_files = [getattr(f, "name", f) for f in (style_files or [])]
         md, thumbs = exemplars_view(svc, genre, style_files, engine)
-        thumbs_update = gr.Gallery(value=thumbs or None, visible=bool(thumbs))
+        thumbs = thumbs or None  # plain values only (see exemplars_gallery)
         key, cancel = cancels.start(request)
 
         def job(progress=None):
@@ -132,29 +142,42 @@ def build(services: Services, files: OutputFiles):
 
         def done(img):
             notes = image_notes(img)
-            return files.save(img, "transfer"), md + (f"\n\n{notes_markdown(notes)}" if notes else ""), thumbs_update
+            return files.save(img, "transfer"), md + (f"\n\n{notes_markdown(notes)}" if notes else ""), thumbs
 
         try:
-            if engine != "quality":
-                progress(0.2, desc="Translating" if engine == "translate" else "Stylising (fast engine)")
+            if engine != "quality":  # a second or two: the previous result goes at once, the new one follows
+                what = "Translating" if engine == "translate" else "Stylising (fast engine)"
+                yield None, f"⏳ **{what}…**\n\n{md}", thumbs
                 yield done(job())
                 return
-            progress(0.0, desc="Optimising (quality engine)")
+            # The previews show in the result as they come (Gradio's progress overlay is off for this event); the
+            # step count and a steady elapsed time go above the exemplars, renewed about every second.
+            started, fraction, shown = time.monotonic(), None, 0.0
+            yield None, f"{progress_text(QUALITY, fraction, started)}\n\n{md}", thumbs
             for kind, payload in run_watched(job, cancel):
+                if kind == "done":
+                    yield done(payload)
+                    break
+                preview = None
                 if kind == "progress":
                     fraction, preview = payload
-                    progress(fraction, desc="Optimising (quality engine)")
-                    yield (files.save(preview, "preview") if preview is not None else gr.skip()), gr.skip(), gr.skip()
-                elif kind == "heartbeat":
-                    yield gr.skip(), gr.skip(), gr.skip()
-                else:
-                    yield done(payload)
+                if preview is None and time.monotonic() - shown < 0.5:
+                    yield gr.skip(), gr.skip(), gr.skip()  # every update is taken: a gone client is noticed
+                    continue
+                shown = time.monotonic()
+                yield (files.save(preview, "preview") if preview is not None else gr.skip()), \
+                    f"{progress_text(QUALITY, fraction, started)}\n\n{md}", gr.skip()
         finally:
             cancels.finish(key)
 
-    button.click(transfer, [content, genre, engine, strength, preserve, size, steps, styles, fit],
-                 [result, exemplars_md, exemplars_gallery], api_name="transfer", concurrency_id="transfer",
-                 concurrency_limit=2)
+    outputs = [result, exemplars_md, exemplars_gallery]
+    run = button.click(transfer, [content, genre, engine, strength, preserve, size, steps, styles, fit], outputs,
+                       api_name="transfer", concurrency_id="transfer", concurrency_limit=2, show_progress="minimal")
+    clear_on_failure(run, outputs, [None, "", None])
+    poster_control.wire(poster_button, [result, genre, poster_title, poster_seed], poster_out, files,
+                        "transfer result", "transfer_poster")
+    explain_clamping(steps, services.transfer,
+                     lambda svc, v: svc.check_inputs(genre=G.GENRES[0], engine="quality", steps=v))
     def cancel_transfer(request: gr.Request):
         cancels.cancel(request)
 

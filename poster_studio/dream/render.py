@@ -23,6 +23,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from ..images import to_pil
+from ..progress import Steps
 
 # Square root of the colour correlation of natural images (ImageNet), as measured in the Feature Visualization
 # article: a standard-normal vector times this matrix has the colour statistics of photographs.
@@ -31,6 +32,7 @@ COLOR_CORRELATION_SQRT = torch.tensor([[0.26, 0.09, 0.02],
                                        [0.27, -0.09, 0.03]])
 COLOR_CORRELATION_SQRT = COLOR_CORRELATION_SQRT / COLOR_CORRELATION_SQRT.norm(dim=0).max()
 
+# (fraction, preview or None); the fraction is a progress.Steps float: it also says step `done` of `total`
 Progress = Optional[Callable[[float, Optional[Image.Image]], None]]
 Objective = Callable[[torch.Tensor, int], torch.Tensor]  # (views (B, 3, h, w) in [0, 1], step) -> loss to minimise
 
@@ -140,4 +142,4 @@ class PreviewTimer:
         preview = None
         if final or now - self.last >= self.every_s:
             preview, self.last = to_pil(x.clamp(0, 1).cpu()), now
-        self.progress(min(1.0, self.done / self.total), preview)
+        self.progress(Steps(self.done, self.total), preview)

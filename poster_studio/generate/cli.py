@@ -12,8 +12,16 @@ from .service import PosterGenerator
 
 def _cmd_generate(args) -> int:
     gen = PosterGenerator.load(directory=args.checkpoint)
-    imgs = gen.generate(args.genres or [], n=args.n, seed=args.seed, truncation=args.truncation, size=args.size)
-    titled = gen.typeset(imgs, args.genres or [], args.title, args.tagline, args.credits) if args.title else []
+    # --title auto: invented typography (a typed --tagline / --credits is used instead of its invented part)
+    invented = args.title.strip().lower() == "auto"
+    typography = "invented" if invented else "title" if args.title else "none"
+    engine = gen.check_inputs(typography=typography, title="" if invented else args.title, tagline=args.tagline,
+                              credits=args.credits, engine=args.engine)["engine"]  # refused before any poster
+    imgs = gen.generate(args.genres or [], n=args.n, seed=args.seed, truncation=args.truncation, size=args.size,
+                        engine=engine)
+    titled = gen.typeset(imgs, args.genres or [], "" if invented else args.title, args.tagline, args.credits,
+                         typography=typography, seed=args.seed, layout=args.layout,
+                         engine=engine) if args.title else []
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{'-'.join(G.parse_genres(args.genres)) or 'any'}_seed{args.seed}"
@@ -24,7 +32,8 @@ def _cmd_generate(args) -> int:
         if titled:  # the poster with and without the title
             paths.append(out / f"{stem}_{i:02d}_titled.png")
             titled[i].save(paths[-1])
-    print(json.dumps({"arch": gen.arch, "native_size": list(gen.native_size), "size": args.size,
+    net = gen.nets[engine]
+    print(json.dumps({"engine": engine, "arch": net.arch, "native_size": list(net.native_size), "size": args.size,
                       "files": [str(p) for p in paths]}))
     return 0
 
@@ -45,11 +54,16 @@ def add_cli(sub) -> None:
     p.add_argument("--truncation", type=float, default=0.7, help="0 < psi <= 1 (lower = safer, less varied)")
     p.add_argument("--size", default="native", help=" or ".join(PosterGenerator.SIZES))
     p.add_argument("--title", default="", help=f"typeset this title onto the posters (at most "
-                                                  f"{PosterGenerator.MAX_TITLE} characters; also writes *_titled.png)")
+                                                  f"{PosterGenerator.MAX_TITLE} characters), or 'auto': an invented "
+                                                  "title, tagline and credits; also writes *_titled.png")
     p.add_argument("--tagline", default="", help="with --title: a tagline")
     p.add_argument("--credits", default="", help="with --title: a credits line (directed by ..., starring ...)")
+    p.add_argument("--layout", type=int, default=None, choices=range(3), metavar="0-2",
+                   help="with --title: the genre's layout (default: chosen by the seed)")
+    p.add_argument("--engine", default=None, metavar="|".join(PosterGenerator.ENGINES),
+                   help="latent (Generate v3, the default when installed) or instant (the GAN)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--checkpoint", default=None, help="generator checkpoint folder (default checkpoints/generator)")
+    p.add_argument("--checkpoint", default=None, help="generator checkpoint folder (default: checkpoints/generator and checkpoints/generator-latent)")
     p.set_defaults(func=_cmd_generate)
 
     e = sub.add_parser("evaluate-generator", help="KID/FID, conditional accuracy and diversity of generated posters",

@@ -312,8 +312,9 @@ class LatentGenerator(GenerativeNet, hub.HubMixin):
                  decoder_widths: Sequence[int] = (256, 128, 64, 32), decoder_blocks: Sequence[int] = (2, 1, 1, 0),
                  prior_width: int = 128, prior_blocks: Sequence[int] = (2, 3), genres: Sequence[str] = G.GENRES,
                  genre_prior: Optional[dict] = None, sample_steps: int = 16, guidance: float = 2.0,
-                 novelty_threshold: Optional[float] = None):
+                 novelty_threshold: Optional[float] = None, preferred: bool = False):
         super().__init__()
+        self.preferred = bool(preferred)  # the generation service's default engine only when marked so at export
         self.novelty_threshold = None if novelty_threshold is None else float(novelty_threshold)
         self.latent_channels = int(latent_channels)
         self.genres = tuple(genres)

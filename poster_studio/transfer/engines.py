@@ -19,6 +19,7 @@ from torch import nn
 from .. import hub
 from ..backbones import VGG19Features, shared_vgg19
 from ..images import to_pil
+from ..progress import Steps
 from .style import CONTENT_LAYERS, ENCODER_LAYER, GRAM_LAYERS, adain, gram
 
 DEFAULT_STEPS = 100
@@ -53,6 +54,7 @@ class AdaINDecoder(nn.Module, hub.HubMixin):
 
 
 
+# (fraction, preview or None); the fraction is a progress.Steps float: it also says step `done` of `total`
 Progress = Optional[Callable[[float, Optional[Image.Image]], None]]
 
 
@@ -189,5 +191,5 @@ class GatysEngine:
                     preview = None
                     if cfg.preview_every and (done % cfg.preview_every == 0 or done == steps):
                         preview = to_pil((x.detach() / 255.0).clamp(0, 1))
-                    progress(done / steps, preview)
+                    progress(Steps(done, steps), preview)
         return (x.detach() / 255.0).clamp(0, 1)

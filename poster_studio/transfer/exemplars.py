@@ -9,7 +9,8 @@ Selection methods (over the training posters of the classifier's index):
   nearest each centre, weighted by its cluster's size.
 (train/build_exemplars.py adds "validated": candidates judged by the classifier on restyled pictures.)
 Score: "prob" (sigmoid probability of the genre) or "margin" (probability minus the best other genre's, which
-favours posters whose top-1 genre is the target).
+favours posters whose top-1 genre is the target). Given the posters' labels, posters of the genre alone come first
+where there are enough of them (single_label_first).
 """
 from __future__ import annotations
 
@@ -41,6 +42,20 @@ def genre_scores(probs: torch.Tensor, genre: str, score: str = "prob") -> torch.
     raise InvalidArgumentError(f"Unknown exemplar score {score!r}; choose from {SCORES}.")
 
 
+def single_label_first(scores: torch.Tensor, ids, labels: Optional[dict], genre: str, need: int) -> torch.Tensor:
+    """`scores` reordered so that the posters labelled with `genre` alone come before every other poster, when at
+    least `need` of them are there (else `scores` as they are): an exemplar of a genre should not also be another
+    genre (Norbit, Comedy + Romance, as Romance's). `labels`: poster id -> its genres (None: no preference)."""
+    if not labels:
+        return scores
+    g = G.parse_genre(genre)
+    alone = torch.tensor([tuple(labels.get(i, ())) == (g,) for i in ids], dtype=torch.bool)
+    if int(alone.sum()) < max(1, need):
+        return scores
+    s = scores.float()
+    return torch.where(alone, s, s - (float(s.max() - s.min()) + 1.0))
+
+
 def _kmeans(x: torch.Tensor, k: int, iters: int = 50, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain k-means with k-means++ seeding; returns (centres (k, D), assignment (N,))."""
     g = torch.Generator().manual_seed(seed)
@@ -59,8 +74,10 @@ def _kmeans(x: torch.Tensor, k: int, iters: int = 50, seed: int = 0) -> tuple[to
 
 
 def select_exemplars(embeddings: torch.Tensor, probs: torch.Tensor, genre: str, *, method: str = "seed",
-                     k: int = 4, score: str = "prob", pool: int = 200, seed: int = 0) -> tuple[list[int], list[float]]:
-    """Row indices of the genre's exemplars and their blend weights (summing to 1)."""
+                     k: int = 4, score: str = "prob", pool: int = 200, seed: int = 0, ids=None,
+                     labels: Optional[dict] = None) -> tuple[list[int], list[float]]:
+    """Row indices of the genre's exemplars and their blend weights (summing to 1). With `ids` (the rows' poster
+    ids) and `labels` (id -> genres), posters of the genre alone are preferred (single_label_first)."""
     if method not in METHODS:
         raise InvalidArgumentError(f"Unknown exemplar method {method!r}; choose from {METHODS}.")
     n = len(embeddings)
@@ -68,6 +85,8 @@ def select_exemplars(embeddings: torch.Tensor, probs: torch.Tensor, genre: str, 
         raise InvalidArgumentError("The embeddings index is empty.")
     k = max(0, min(int(k), n - 1))
     s = genre_scores(probs, genre, score)
+    if labels and ids is not None:
+        s = single_label_first(s, ids, labels, genre, pool if method == "clusters" else k + 1)
     emb = embeddings.float()
     if method == "seed":
         top = int(s.argmax())

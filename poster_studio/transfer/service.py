@@ -17,6 +17,7 @@ requests at once; the quality engine runs one job at a time (QUALITY_SLOTS) and 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -29,6 +30,7 @@ from PIL import Image
 from .. import genres as G
 from .. import hub
 from ..checks import check_choice, check_float, check_int, check_size
+from ..data import default_data_dir, read_labels
 from ..device import default_device
 from ..errors import BusyError, CheckpointError, InvalidArgumentError
 from ..images import FIT_MODES, ImageInput, fit_image, image_notes, load_image, needs_fitting, to_pil, \
@@ -44,6 +46,17 @@ CHECKPOINT_NAME = "transfer"
 TRAIN_TRANSLATOR = ("python train/train_translator.py --data ../shared/data/posters --minutes 25, then "
                     "python train/train_translator.py --export checkpoints/translator")
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def poster_labels() -> dict[str, tuple[str, ...]]:
+    """Poster id -> its genres, from the poster data's labels.csv ({} when the data is not on this machine)."""
+    path = default_data_dir() / "labels.csv"
+    try:
+        return {r.id: tuple(r.genres) for r in read_labels(path)} if path.is_file() else {}
+    except (OSError, InvalidArgumentError) as exc:
+        log.info("no poster labels (%s): exemplars are listed without their genres", exc)
+        return {}
 
 
 class GenreTransfer:
@@ -149,10 +162,16 @@ class GenreTransfer:
 
     # -- exemplars
     def exemplars(self, genre: str) -> list[dict]:
+        """The genre's exemplar posters: id, title, year and the poster's own genres (an exemplar of Romance may be
+        Comedy + Romance); the genres come from the bank, or else from the labels of the poster data when it is
+        there (banks built before they were recorded), else they are left empty."""
         g = G.parse_genre(genre)
         if self.bank is None:
             raise CheckpointError("No exemplar statistics loaded: run train/build_exemplars.py.")
-        return [{"id": e["id"], "title": e["title"], "year": e["year"]} for e in self.bank.style(g).exemplars]
+        items = self.bank.style(g).exemplars
+        known = {} if all("genres" in e for e in items) else poster_labels()
+        return [{"id": e["id"], "title": e["title"], "year": e["year"],
+                 "genres": list(e["genres"] if "genres" in e else known.get(e["id"], ()))} for e in items]
 
     def style_from_images(self, images: Sequence[ImageInput], grams: bool = True) -> GenreStyle:
         """Blended statistics (equal weights) of style images, as a genre's exemplars would give."""
