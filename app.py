@@ -42,6 +42,9 @@ CSS = """
    the page scrolls instead; the exemplars take the room their posters need */
 #gen-gallery .grid-wrap, #clf-masks .grid-wrap {max-height: none}
 #tr-exemplars .grid-wrap {max-height: none; min-height: 0}
+/* previews of a running quality transfer or dream stay visible: Gradio's progress layer over them is see-through
+   and lets clicks through to the picture */
+#tr-out > .wrap, #dream-out > .wrap {background: transparent !important; pointer-events: none}
 """
 
 

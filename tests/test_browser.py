@@ -245,10 +245,16 @@ def test_transfer_tab_shows_exemplars_whole_with_their_genres_and_quality_previe
         page.wait_for_function("/step [1-9][0-9]* of 60/.test(document.querySelector('#tr-notes')?.innerText || '')")
         page.wait_for_function("/preview-/.test(document.querySelector('#tr-out img')?.src || '')")
         seen = page.evaluate("""(() => { const img = document.querySelector('#tr-out img');
+                                 img.scrollIntoView({block: 'center'});
                                  const r = img.getBoundingClientRect();
-                                 return document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2) === img;
+                                 const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                                 // the preview itself (or the frame holding it: Gradio swaps the img at each update),
+                                 // not a progress layer over it
+                                 const ok = hit && hit.closest('#tr-out') && (hit.tagName === 'IMG'
+                                            || hit.querySelector('img[src*="preview-"]') !== null);
+                                 return ok ? true : (hit ? hit.outerHTML.slice(0, 200) : 'nothing');
                                })()""")
-        assert seen, "the preview is covered"
+        assert seen is True, f"the preview is covered by {seen}"
         first = _elapsed_s(page.locator("#tr-notes").inner_text())
         page.wait_for_timeout(2500)
         text = page.locator("#tr-notes").inner_text()
