@@ -163,6 +163,23 @@ def test_posters_of_the_genre_alone_come_first_where_there_are_enough():
     assert torch.equal(single_label_first(idx.probs[:, gi], idx.ids, None, "Romance", 1), idx.probs[:, gi])
 
 
+def test_exemplar_bank_records_each_posters_genres_and_prefers_the_genre_alone_only_when_asked(tmp_path):
+    build_bank = _train_module("build_exemplars").build_bank
+
+    idx = _fake_index(6)
+    gi = G.GENRES.index("Romance")
+    idx.probs[:, gi] = torch.linspace(0.99, 0.5, 6)
+    for i in idx.ids:
+        _pattern(int(i[1:])).save(tmp_path / f"{i}.jpg")
+    labels = {i: ("Comedy", "Romance") for i in idx.ids} | {"p003": ("Romance",)}
+    kw = dict(method="topk", k=0, genres=["Romance"], style_size=(32, 48), labels=labels)
+    plain = build_bank(idx, tmp_path, **kw).style("Romance").exemplars
+    assert [(e["id"], e["genres"]) for e in plain] == [("p000", ["Comedy", "Romance"])]  # the surest; its genres
+    bank = build_bank(idx, tmp_path, prefer_single_label=True, **kw)
+    assert [(e["id"], e["genres"]) for e in bank.style("Romance").exemplars] == [("p003", ["Romance"])]
+    assert bank.info["prefer_single_label"] is True
+
+
 # ------------------------------------------------------------------------------------------- service
 def test_exemplars_and_checkpoint_round_trip_via_hub(checkpoint, monkeypatch):
     monkeypatch.setenv(hub.CHECKPOINTS_ENV, str(checkpoint.parent))

@@ -417,7 +417,7 @@ def test_a_clamped_slider_says_why():
     demo = app.build_demo(_ready_services(generator=Gen(), transfer=_FakeTransfer()))
     released = {f.inputs[0].label: f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "released"}
     assert {"How many posters", "Frames", "Steps (quality engine)", "Steps (genre dream)"} <= set(released)
-    with pytest.warns(UserWarning, match=r"Count must be a whole number from 1 to 16, got 0\. The slider was set to 1\."):
+    with pytest.warns(UserWarning, match=r"Count must be a whole number from 1 to 16, got 0\. The slider was set to 1"):
         released["How many posters"](0)
     with pytest.warns(UserWarning, match=r"got 500\. The slider was set to 16\."):
         released["How many posters"](500)

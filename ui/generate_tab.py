@@ -10,7 +10,7 @@ from .common import GENRE_CHOICES, OutputFiles, Services, WorkTimer, clear_on_fa
     guarded, random_seed, raw, run_timed, status_markdown, status_update
 
 HOW = """
-**Engines.** *Latent* (Generate v3, the default when installed): a small genre-conditional **flow-matching prior**
+**Engines.** *Latent* (Generate v3, opt-in while it trains; the default once marked preferred): a small genre-conditional **flow-matching prior**
 draws a 64 x 15 x 10 latent (the leading principal components of a frozen ImageNet EfficientNet-Lite1's stride-16
 features of a poster), and a decoder trained here to invert that encoder paints it at 160x240; each poster is
 checked against the training posters (the classifier's embedding index) and redrawn when it is too close to one
@@ -70,7 +70,7 @@ def build(services: Services, files: OutputFiles):
                     dice = gr.Button("🎲 Random", scale=1, min_width=90, elem_id="gen-dice")
                 engine = raw(gr.Radio(engine_choices(services.generator), value=None, label="Engine",
                                       elem_id="gen-engine",
-                                      info="Latent: the v3 engine (default when installed); Instant: the GAN."))
+                                      info="Latent: the v3 engine (opt-in while in training); Instant: the GAN (the default)."))
                 truncation = raw(gr.Slider(0.1, 1.0, value=0.7, step=0.05,
                                            label="Truncation (lower = safer, higher = more varied)"))
                 size = raw(gr.Radio(size_choices(services.generator), value="native", label="Size",

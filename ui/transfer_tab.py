@@ -110,8 +110,8 @@ def build(services: Services, files: OutputFiles):
                                   elem_id="tr-out")
                 exemplars_md = gr.Markdown(label="Exemplars and notes", elem_id="tr-notes")
                 # always there when this server has the poster images (no visibility updates: Gradio's lazy example
-                # cache cannot build component updates); whole posters, never cropped, at most 5 a row
-                exemplars_gallery = gr.Gallery(label="Style images used", columns=5, height="auto",
+                # cache cannot build component updates); whole posters, never cropped, at most 4 a row
+                exemplars_gallery = gr.Gallery(label="Style images used", columns=4, height="auto",
                                                fit_columns=False, visible=thumbnails_available(),
                                                object_fit="contain", allow_preview=True, elem_id="tr-exemplars")
                 poster_title, poster_seed, poster_button, poster_out = poster_control.build("tr")
