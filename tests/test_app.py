@@ -160,11 +160,22 @@ def test_api_generate_latent_engine_and_a_bad_engine_name(client):
     from gradio_client.exceptions import AppError
 
     gallery = client.predict(["Romance"], 2, 4, 1.0, "native", "", "", "", "none", "latent", api_name="/generate")
-    assert len(gallery) == 2 and gallery[0]["caption"] == "#1 · seed 4 · Romance · latent engine"
+    assert len(gallery) == 2 and gallery[0]["caption"] == "#1 · seed 4 · Romance"  # the default engine: not named
+    instant = client.predict(["Romance"], 1, 4, 1.0, "native", "", "", "", "none", "instant", api_name="/generate")
+    assert instant[0]["caption"] == "#1 · seed 4 · Romance · instant GAN"
+    with Image.open(instant[0]["image"]) as im:
+        assert im.size == (128, 192)
     with Image.open(gallery[0]["image"]) as im:
         assert im.size == (160, 240) and np.asarray(im.convert("RGB")).std() > 1.0
     with pytest.raises(AppError, match="Engine must be one of latent, instant"):
         client.predict(["Romance"], 1, 4, 1.0, "native", "", "", "", "none", "diffusion", api_name="/generate")
+    # classifier guidance (the 11th input): the latent engine only, and it changes the poster
+    guided = client.predict(["Romance"], 1, 4, 1.0, "native", "", "", "", "none", "latent", 2, api_name="/generate")
+    assert guided[0]["caption"] == "#1 · seed 4 · Romance · guided 2 steps"
+    with Image.open(guided[0]["image"]) as a, Image.open(gallery[0]["image"]) as b:
+        assert a.size == b.size and a.tobytes() != b.tobytes()
+    assert "latent engine only" in _app_error(client, ["Romance"], 1, 4, 1.0, "native", "", "", "", "none", "instant",
+                                               2, api_name="/generate")
 
 
 def test_api_generate_real_output(client):
@@ -188,8 +199,8 @@ def test_api_generate_real_output(client):
             assert im.size == (400, 600)
     strip, gif = client.predict(["Comedy"], ["Horror_Thriller"], 1, 2, 4, "native", 0.7, api_name="/morph")
     assert len(strip) == 4
-    with Image.open(gif) as im:
-        assert im.format == "GIF" and im.size == (w, h)  # animated (PIL merges identical frames, so not asserted)
+    with Image.open(strip[0]["image"]) as frame, Image.open(gif) as im:  # morph runs on the instant GAN
+        assert im.format == "GIF" and im.size == frame.size  # animated (PIL merges identical frames: not asserted)
 
 
 def test_api_generate_title_overlay_with_and_without(client):

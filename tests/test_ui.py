@@ -237,14 +237,18 @@ class _FakeGenerator:
     native_size = (128, 192)
     upscale_method = "learned upscaler"
     engines = ("instant",)
-    default_engine = "instant"
+    default_engine = morph_engine = "instant"
+
+    def native_sizes(self):
+        return {"instant": self.native_size}
 
     def check_inputs(self, engine=None):
         if engine not in (None, "instant"):
             raise InvalidArgumentError(f"The {engine} engine is not installed here; available: instant.")
         return {"engine": "instant"}
 
-    def generate(self, genres, n, seed, truncation, size, engine=None):
+    def generate(self, genres, n, seed, truncation, size, engine=None, guidance=0, progress=None, cancel=None):
+        self.check_inputs(engine=engine)
         w, h = (400, 600) if size == "400x600" else self.native_size
         return [Image.new("RGB", (w, h), (seed % 255, i * 10, 0)) for i in range(n)]
 
@@ -274,6 +278,22 @@ def test_size_choices_name_the_upscaling_method():
 
     assert size_choices(_ready_services(generator=_FakeGenerator()).generator) == [
         ("Native 128x192", "native"), ("400x600 (learned upscaler)", "400x600")]
+
+
+def test_size_choices_name_each_engines_native_size():
+    """With both engines the Native label names both sizes (the latent engine's is not the GAN's); the morph strip's
+    names only the instant GAN's, which it runs on."""
+    from ui.generate_tab import size_choices
+
+    class TwoEngines(_FakeGenerator):
+        engines, default_engine = ("latent", "instant"), "latent"
+
+        def native_sizes(self):
+            return {"latent": (160, 240), "instant": (128, 192)}
+
+    slot = _ready_services(generator=TwoEngines()).generator
+    assert size_choices(slot)[0] == ("Native (Latent (v3) 160x240, Instant GAN 128x192)", "native")
+    assert size_choices(slot, morph=True)[0] == ("Native 128x192", "native")
 
 
 def test_handlers_without_checkpoints_say_which_model(tmp_path, monkeypatch):

@@ -42,18 +42,19 @@ sys.path.insert(0, str(ROOT))
 from poster_studio import genres as G  # noqa: E402
 from poster_studio import hub  # noqa: E402
 from poster_studio.data import balanced_weights, default_data_dir, genre_combinations, poster_cache  # noqa: E402
-from poster_studio.generate.latent import (IMAGE_SIZE, FeatureProjection, LatentDecoder, LatentGenerator,  # noqa: E402
+from poster_studio.generate.latent import (IMAGE_SIZE, LATENT_CHANNELS, LATENT_HW, FeatureProjection, LatentDecoder, LatentGenerator,  # noqa: E402
                                            LatentPrior, LiteEncoder, MixturePrior)
 from poster_studio.training import ema_update, load_state, save_loss_plot, save_state  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=("cache", "decoder", "prior", "export", "evaluate"), required=True)
+    p.add_argument("--stage", choices=("cache", "decoder", "decoder-adv", "prior", "export", "evaluate"),
+                   required=True)
     p.add_argument("--data", default=str(default_data_dir()))
     p.add_argument("--work", default=str(ROOT / "runs" / "latent"))
     p.add_argument("--out", default=str(ROOT / "checkpoints" / "generator-latent"))
-    p.add_argument("--latent-channels", type=int, default=32)
+    p.add_argument("--latent-channels", type=int, default=LATENT_CHANNELS)
     p.add_argument("--minutes", type=float, default=60.0, help="total wall clock of this stage across reruns")
     p.add_argument("--max-steps", type=int, default=None, help="stop at this total step count too (tests)")
     p.add_argument("--batch", type=int, default=16)
@@ -62,6 +63,13 @@ def parse_args(argv=None):
     p.add_argument("--noise", type=float, default=0.2, help="decoder: max std of the noise added to z")
     p.add_argument("--w-perceptual", type=float, default=0.5)
     p.add_argument("--w-cycle", type=float, default=0.2)
+    p.add_argument("--w-adv", type=float, default=0.1, help="decoder-adv: weight of the projected critic's hinge loss")
+    p.add_argument("--d-lr", type=float, default=2e-4, help="decoder-adv: the critic's learning rate")
+    p.add_argument("--prior-share", type=float, default=0.5,
+                   help="decoder-adv: prior samples per reconstruction in a batch (critic + cycle only)")
+    p.add_argument("--bank", type=int, default=3000, help="decoder-adv: prior samples drawn once, in runs/")
+    p.add_argument("--decoder-run", default="decoder",
+                   help="export/prior: which decoder run's EMA weights to use (decoder or decoder-adv)")
     p.add_argument("--sample-every", type=int, default=500)
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
@@ -72,6 +80,9 @@ def parse_args(argv=None):
                         "VGG-19 probe, the judge that never took part)")
     p.add_argument("--n", type=int, default=100, help="evaluate: posters per genre and variant")
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), help="evaluate: which rows")
+    p.add_argument("--tag", default="", help="evaluate: appended to the rows' names (e.g. +adv for a new decoder)")
+    p.add_argument("--guidance-steps", type=int, default=10, help="evaluate: classifier-guidance steps (flow-guided)")
+    p.add_argument("--n-guided", type=int, default=20, help="evaluate: posters per genre of the flow-guided row")
     return p.parse_args(argv)
 
 
@@ -122,21 +133,30 @@ def load_latents(args, split: str = "train") -> tuple[FeatureProjection, dict]:
 class Loop:
     """Resumable training of one module with an EMA copy: state, wall clock, history, plots."""
 
-    def __init__(self, args, name: str, model: torch.nn.Module, keys: tuple[str, ...]):
+    def __init__(self, args, name: str, model: torch.nn.Module, keys: tuple[str, ...],
+                 init_from: Path | None = None, extra: dict | None = None):
+        """`init_from`: EMA weights that start a new run (a fine-tune); `extra`: more modules and optimisers
+        (a critic) whose state is saved and resumed with the model's."""
         self.args, self.name, self.keys = args, name, keys
         self.dir = Path(args.work) / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.model = model
-        self.ema = copy.deepcopy(model).requires_grad_(False)
-        self.opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
+        self.extra = dict(extra or {})
         self.step, self.seconds = 0, 0.0
         self.history: dict = {"step": [], **{k: [] for k in keys}}
         self.state_path = self.dir / "state.safetensors"
-        if self.state_path.is_file():
-            st = load_state(self.state_path)
+        st = load_state(self.state_path) if self.state_path.is_file() else None
+        if st is None and init_from is not None:
+            model.load_state_dict(load_file(str(init_from)))
+            print(f"{name} starts from {init_from}", flush=True)
+        self.ema = copy.deepcopy(model).requires_grad_(False)
+        self.opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
+        if st is not None:
             model.load_state_dict(st["model"])
             self.ema.load_state_dict(st["ema"])
             self.opt.load_state_dict(st["opt"])
+            for k, obj in self.extra.items():
+                obj.load_state_dict(st["extra"][k])
             self.step, self.seconds = int(st["step"]), float(st["seconds"])
             self.history = {k: list(v) for k, v in st["history"].items()}
             print(f"resumed {name} at step {self.step} ({self.seconds / 60:.1f} min)", flush=True)
@@ -144,7 +164,8 @@ class Loop:
     def save(self) -> None:
         save_state(self.state_path, {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
                                      "opt": self.opt.state_dict(), "step": self.step, "seconds": self.seconds,
-                                     "batch": self.args.batch, "history": self.history})
+                                     "batch": self.args.batch, "history": self.history,
+                                     "extra": {k: obj.state_dict() for k, obj in self.extra.items()}})
         save_file({k: v.contiguous() for k, v in self.ema.state_dict().items()}, str(self.dir / "ema.safetensors"))
 
     def run(self, step_fn, sample_fn) -> None:
@@ -179,9 +200,24 @@ class Loop:
         print(f"{self.name} done: step {self.step}, {self.seconds / 60:.1f} min", flush=True)
 
 
+def save_grid(images: torch.Tensor, folder: Path, name: str, step: int) -> None:
+    """A make_grid sheet as <name>_<step>.png and <name>_latest.png."""
+    grid = make_grid(images, nrow=8, padding=2)
+    save_image(grid, folder / f"{name}_{step:06d}.png")
+    save_image(grid, folder / f"{name}_latest.png")
+
+
 # ------------------------------------------------------------------------------------------------ decoder
-def decoder_widths_blocks() -> tuple[tuple[int, ...], tuple[int, ...]]:
-    return (256, 128, 64, 32), (2, 1, 1, 0)  # 3.3M parameters, ~6 posters/s for training on 2 cores
+def poster_batch(images: torch.Tensor, feats: dict, proj: FeatureProjection, batch: int,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A random batch of training posters, half of them mirrored: (indices, RGB in [0, 1] channels-last, latents
+    of the same view from the cached features)."""
+    idx = torch.randint(0, len(images), (batch,), generator=gen)
+    flip = torch.rand(batch, generator=gen) < 0.5
+    h = torch.where(flip[:, None, None, None], feats["flip"][idx], feats["plain"][idx]).float()
+    x = images[idx].float().div(255)
+    x = torch.where(flip[:, None, None, None], x.flip(3), x).contiguous(memory_format=torch.channels_last)
+    return idx, x, proj.encode(h)
 
 
 def train_decoder(args) -> None:
@@ -191,9 +227,7 @@ def train_decoder(args) -> None:
     images = poster_cache(args.data, work, "train", max_images=args.max_images, size=IMAGE_SIZE)["images"]
     val_images = poster_cache(args.data, work, "val", max_images=args.max_images, size=IMAGE_SIZE)["images"]
     val_feats = load_file(str(work / "features_val.safetensors"))["plain"]
-    n = len(images)
-    widths, blocks = decoder_widths_blocks()
-    dec = LatentDecoder(args.latent_channels, widths, blocks).to(memory_format=torch.channels_last)
+    dec = LatentDecoder(args.latent_channels).to(memory_format=torch.channels_last)  # the shipped sizes (latent.py)
     loop = Loop(args, "decoder", dec, ("loss", "l1", "perceptual", "cycle"))
     enc = LiteEncoder().to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(args.seed + loop.step)
@@ -205,12 +239,7 @@ def train_decoder(args) -> None:
         return sum((f - r).abs().mean() / r.abs().mean().clamp_min(1e-6) for f, r in zip(fake, real)) / 2
 
     def step_fn(step: int) -> dict:
-        idx = torch.randint(0, n, (args.batch,), generator=gen)
-        flip = torch.rand(args.batch, generator=gen) < 0.5
-        h = torch.where(flip[:, None, None, None], feats["flip"][idx], feats["plain"][idx]).float()
-        x = images[idx].float().div(255)
-        x = torch.where(flip[:, None, None, None], x.flip(3), x).contiguous(memory_format=torch.channels_last)
-        z = proj.encode(h)
+        idx, x, z = poster_batch(images, feats, proj, args.batch, gen)
         sigma = torch.rand(args.batch, 1, 1, 1, generator=gen) * args.noise
         y = dec((z + sigma * torch.randn(z.shape, generator=gen)).contiguous(memory_format=torch.channels_last))
         l1 = (y - x).abs().mean()
@@ -225,18 +254,108 @@ def train_decoder(args) -> None:
     def sample_fn(step: int) -> None:
         x = val_images[fixed].float().div(255)
         y = loop.ema(proj.encode(val_feats[fixed].float())).clamp(0, 1)
-        save_image(make_grid(torch.cat([x, y]), nrow=8, padding=2), loop.dir / f"recon_{step:06d}.png")
-        save_image(make_grid(torch.cat([x, y]), nrow=8, padding=2), loop.dir / "recon_latest.png")
+        save_grid(torch.cat([x, y]), loop.dir, "recon", step)
+
+    torch.set_num_threads(args.threads)
+    loop.run(step_fn, sample_fn)
+
+
+# ------------------------------------------------------------------------------------------------ decoder-adv
+def prior_bank(args, proj: FeatureProjection, labels: torch.Tensor) -> dict:
+    """--bank latents drawn once from the prior's EMA (guidance 2, the genre sets of random training posters),
+    cached in <work>/prior_bank.safetensors: what the decoder meets at run time, off the encoder's manifold."""
+    path = Path(args.work) / f"prior_bank_{args.bank}.safetensors"
+    if path.is_file():
+        return load_file(str(path))
+    prior = LatentPrior(args.latent_channels)
+    prior.load_state_dict(load_file(str(Path(args.work) / "prior" / "ema.safetensors")))
+    prior.eval()
+    gen = torch.Generator().manual_seed(args.seed + 7)
+    c = labels[torch.randint(0, len(labels), (args.bank,), generator=gen)].float()
+    x0 = torch.randn(args.bank, args.latent_channels, *LATENT_HW, generator=gen)
+    t0, out = time.time(), []
+    for i in range(0, args.bank, 100):
+        out.append(prior.sample(x0[i:i + 100], c[i:i + 100], steps=16, guidance=2.0))
+        print(f"prior bank {i + 100}/{args.bank} {time.time() - t0:.0f}s", flush=True)
+    bank = {"latents": torch.cat(out).contiguous(), "labels": c.contiguous()}
+    save_file(bank, str(path))
+    return bank
+
+
+def train_decoder_adv(args) -> None:
+    """The decoder fine-tuned with a projected critic (hinge loss, DiffAugment) on frozen EfficientNet-Lite1 =
+    E's network, neither judge's (the classifier is Lite0, the probe VGG-19), conditioned on the genres: on
+    reconstructions (with the decoder stage's losses) and on the prior's samples (critic + feature cycle only,
+    they have no target), so that what the prior makes decodes to a poster rather than to a collage."""
+    from poster_studio.generate.model import ProjectedCritic, diff_augment
+
+    torch.manual_seed(args.seed)
+    work = Path(args.work)
+    proj, feats = load_latents(args)
+    labels = feats["labels"].float()
+    images = poster_cache(args.data, work, "train", max_images=args.max_images, size=IMAGE_SIZE)["images"]
+    val_images = poster_cache(args.data, work, "val", max_images=args.max_images, size=IMAGE_SIZE)["images"]
+    val_feats = load_file(str(work / "features_val.safetensors"))["plain"]
+    bank = prior_bank(args, proj, labels) if args.prior_share > 0 else None
+    n_prior = int(round(args.batch * args.prior_share))
+    dec = LatentDecoder(args.latent_channels).to(memory_format=torch.channels_last)
+    critic = ProjectedCritic(variant=1).to(memory_format=torch.channels_last)
+    d_opt = torch.optim.Adam([p for p in critic.parameters() if p.requires_grad], lr=args.d_lr, betas=(0.5, 0.99))
+    loop = Loop(args, "decoder-adv", dec, ("loss", "l1", "perceptual", "cycle", "adv", "d_loss"),
+                init_from=work / "decoder" / "ema.safetensors", extra={"critic": critic, "d_opt": d_opt})
+    enc = LiteEncoder().to(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(args.seed + 11 + loop.step)
+    fixed = torch.linspace(0, len(val_images) - 1, 8).long()
+    policy = "color,translation"
+
+    def step_fn(step: int) -> dict:
+        idx, x, z = poster_batch(images, feats, proj, args.batch, gen)
+        c = labels[idx]
+        sigma = torch.rand(args.batch, 1, 1, 1, generator=gen) * args.noise
+        z_in = z + sigma * torch.randn(z.shape, generator=gen)
+        if n_prior:
+            j = torch.randint(0, len(bank["latents"]), (n_prior,), generator=gen)
+            z_in, c_all = torch.cat([z_in, bank["latents"][j]]), torch.cat([c, bank["labels"][j]])
+        else:
+            c_all = c
+        y = dec(z_in.contiguous(memory_format=torch.channels_last))
+        # the critic: real posters against the (detached) decodes
+        d_real = critic(diff_augment(x * 2 - 1, policy, gen), c)
+        d_fake = critic(diff_augment(y.detach().clamp(0, 1) * 2 - 1, policy, gen), c_all)
+        d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        d_loss.backward()
+        d_opt.step()
+        d_opt.zero_grad(set_to_none=True)
+        # the decoder
+        yr = y[:args.batch]
+        l1 = (yr - x).abs().mean()
+        fake = enc.pyramid(y.contiguous(memory_format=torch.channels_last))
+        with torch.no_grad():
+            real = enc.pyramid(x, levels=2)
+        lp = sum((f[:args.batch] - r).abs().mean() / r.abs().mean().clamp_min(1e-6)
+                 for f, r in zip(fake[:2], real)) / 2
+        lc = F.mse_loss(proj.encode(fake[2]), z_in)
+        adv = -critic(diff_augment(y * 2 - 1, policy, gen), c_all).mean()
+        loss = l1 + args.w_perceptual * lp + args.w_cycle * lc + args.w_adv * adv
+        loss.backward()
+        critic.zero_grad(set_to_none=True)  # the decoder's step must not move the critic
+        return {"loss": loss.item(), "l1": l1.item(), "perceptual": lp.item(), "cycle": lc.item(),
+                "adv": adv.item(), "d_loss": d_loss.item()}
+
+    @torch.no_grad()
+    def sample_fn(step: int) -> None:
+        x = val_images[fixed].float().div(255)
+        y = loop.ema(proj.encode(val_feats[fixed].float())).clamp(0, 1)
+        rows = [x, y]
+        if bank is not None:
+            rows.append(loop.ema(bank["latents"][:16]).clamp(0, 1))
+        save_grid(torch.cat(rows), loop.dir, "recon", step)
 
     torch.set_num_threads(args.threads)
     loop.run(step_fn, sample_fn)
 
 
 # ------------------------------------------------------------------------------------------------ prior
-def prior_config() -> dict:
-    return {"width": 96, "blocks": (1, 3)}  # ~0.5 s a step at batch 64 on 2 cores
-
-
 def train_prior(args) -> None:
     torch.manual_seed(args.seed)
     work = Path(args.work)
@@ -247,11 +366,10 @@ def train_prior(args) -> None:
                          for v in ("plain", "flip")])
     labels2 = torch.cat([labels, labels])
     print(f"latents {tuple(lat.shape)} mean {lat.mean():.3f} std {lat.std():.3f}", flush=True)
-    cfg = prior_config()
-    prior = LatentPrior(args.latent_channels, cfg["width"], G.NUM_GENRES, cfg["blocks"])
+    prior = LatentPrior(args.latent_channels)  # the shipped sizes (latent.py)
     loop = Loop(args, "prior", prior, ("loss",))
     gen = torch.Generator().manual_seed(args.seed + 1 + loop.step)
-    dec_path = work / "decoder" / "ema.safetensors"
+    dec_path = work / args.decoder_run / "ema.safetensors"
 
     def step_fn(step: int) -> dict:
         idx = torch.randint(0, len(lat), (args.batch,), generator=gen)
@@ -263,14 +381,12 @@ def train_prior(args) -> None:
     def sample_fn(step: int) -> None:
         if not dec_path.is_file():
             return
-        widths, blocks = decoder_widths_blocks()
-        dec = LatentDecoder(args.latent_channels, widths, blocks)
+        dec = LatentDecoder(args.latent_channels)
         dec.load_state_dict(load_file(str(dec_path)))
         c = torch.eye(G.NUM_GENRES).repeat_interleave(4, 0)
         x0 = torch.randn(len(c), args.latent_channels, 15, 10, generator=torch.Generator().manual_seed(0))
         z = loop.ema.eval().sample(x0, c, steps=16, guidance=2.0)
-        save_image(make_grid(dec(z).clamp(0, 1), nrow=8, padding=2), loop.dir / f"samples_{step:06d}.png")
-        save_image(make_grid(dec(z).clamp(0, 1), nrow=8, padding=2), loop.dir / "samples_latest.png")
+        save_grid(dec(z).clamp(0, 1), loop.dir, "samples", step)
 
     torch.set_num_threads(args.threads)
     loop.run(step_fn, sample_fn)
@@ -281,18 +397,14 @@ def export(args) -> None:
     from poster_studio.data import read_labels
 
     work = Path(args.work)
-    widths, blocks = decoder_widths_blocks()
-    cfg = prior_config()
     records = [r for r in read_labels(Path(args.data) / "labels.csv") if r.split == "train"]
-    model = LatentGenerator(latent_channels=args.latent_channels, decoder_widths=widths, decoder_blocks=blocks,
-                            prior_width=cfg["width"], prior_blocks=cfg["blocks"],
-                            genre_prior=genre_combinations(records))
+    model = LatentGenerator(latent_channels=args.latent_channels, genre_prior=genre_combinations(records))
     model.projection.load_state_dict(load_file(str(work / f"projection_{args.latent_channels}.safetensors")))
-    model.decoder.load_state_dict(load_file(str(work / "decoder" / "ema.safetensors")))
+    model.decoder.load_state_dict(load_file(str(work / args.decoder_run / "ema.safetensors")))
     model.prior.load_state_dict(load_file(str(work / "prior" / "ema.safetensors")))
     novelty = novelty_threshold(args)
     info = {}
-    for name in ("decoder", "prior"):
+    for name in ("decoder", args.decoder_run, "prior") if args.decoder_run != "decoder" else ("decoder", "prior"):
         st = load_state(work / name / "state.safetensors")
         info[name] = {"steps": int(st["step"]), "minutes": round(float(st["seconds"]) / 60, 1),
                       "batch": int(st.get("batch", args.batch)),
@@ -312,7 +424,12 @@ def export(args) -> None:
     hub.save_checkpoint(
         model, args.out,
         description=(LatentGenerator.__doc__ or "").strip() + "\n\nGenerate v3, the latent engine: see "
-        "poster_studio/generate/latent.py.",
+        "poster_studio/generate/latent.py. The decoder shipped is the " + args.decoder_run + " run's EMA"
+        + (" (fine-tuned against a projected critic on frozen EfficientNet-Lite1 features, on reconstructions and "
+           "on the prior's own samples)" if args.decoder_run == "decoder-adv" else "") + ". Ablation rows: "
+        "'+adv' rows use the critic-tuned decoder, the others the decoder before the critic; 'flow-guided' adds "
+        "classifier-guidance steps (generate/guidance.py): the project classifier guides it, so only the VGG-19 "
+        "probe (never in any loop) judges it independently.",
         data="The 13,149 training posters (and their mirror images) at 160x240; nothing per poster is stored.",
         training=f"train/train_latent.py, 2 CPU cores: {json.dumps(info)}; PCA keeps "
                  f"{float(model.projection.explained):.3f} of E's channel variance.",
@@ -338,24 +455,24 @@ def novelty_threshold(args) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ ablation
-VARIANTS = ("flow", "flow-cfg1", "mixture", "gan-encoded", "gan")
+VARIANTS = ("flow", "flow-cfg1", "flow-guided", "mixture", "gan-encoded", "gan")
 
 
 def evaluate(args) -> None:
-    from PIL import Image
-
     from poster_studio.classify import Classifier
     from poster_studio.generate import PosterGenerator
     from poster_studio.generate.evaluate import evaluate_generator
+    from poster_studio.generate.guidance import ClassifierGuidance
     from poster_studio.generate.novelty import NoveltyCheck
     from poster_studio.images import to_pils
 
     work, out_root = Path(args.work), Path(args.work) / "ablation"
-    latent = PosterGenerator.load(directory=args.out)
+    latent = PosterGenerator.load(directory=args.out, novelty=False)  # raw samples: rejections are counted below
     instant = PosterGenerator.load(directory=ROOT / "checkpoints" / "generator")
     net = latent.net
     clf = Classifier.load()
     check = NoveltyCheck(clf, net.novelty_threshold or 0.0)
+    guide = ClassifierGuidance(clf)  # the classifier guides this row: only the VGG-19 probe judges it independently
     results_path = work / "ablation.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     mixture = None
@@ -365,19 +482,23 @@ def evaluate(args) -> None:
         mixture = MixturePrior().fit(lat, feats["labels"])
     enc = LiteEncoder()
     for variant in args.variants:
-        t0 = time.time()
+        t0, made = time.time(), []
+        row_name = variant + args.tag
+        n_row = args.n_guided if variant == "flow-guided" else args.n
         for gi, genre in enumerate(G.GENRES):
-            folder = out_root / variant / genre
+            folder = out_root / row_name / genre
             folder.mkdir(parents=True, exist_ok=True)
             images: list = []
-            for start in range(0, args.n, 25):
-                n = min(25, args.n - start)
+            for start in range(0, n_row, 25):
+                n = min(25, n_row - start)
                 seed = 1000 * gi + start
                 with torch.no_grad():
-                    if variant in ("flow", "flow-cfg1"):
+                    if variant in ("flow", "flow-cfg1", "flow-guided"):
                         z, gen = latent.latents(n, seed, 1.0)
                         c = latent.conditions([genre], n, gen)
                         lat_ = net.sample_latents(z, c, guidance=1.0 if variant == "flow-cfg1" else None)
+                        if variant == "flow-guided":
+                            lat_ = guide(net.decode, lat_, c, args.guidance_steps, torch.Generator().manual_seed(seed))
                         images += to_pils(net.decode(lat_).clamp(0, 1))
                     elif variant == "mixture":
                         images += to_pils(net.decode(mixture.sample(gi, n, seed)).clamp(0, 1))
@@ -387,19 +508,23 @@ def evaluate(args) -> None:
                         images += to_pils(net.decode(net.projection.encode(enc(x))).clamp(0, 1))
                     else:  # the instant GAN itself
                         images += instant.render(*_gan_inputs(instant, genre, n, seed))
+            made += images
+            for old in folder.glob("*.png"):  # evaluate_generator reads the folder: only this run's posters
+                old.unlink()
             for i, im in enumerate(images):
                 im.save(folder / f"{i:04d}.png")
-        seconds = (time.time() - t0) / (args.n * len(G.GENRES))
-        row = evaluate_generator(out_root / variant, Path(args.data) / "labels.csv", split="val", n_per_genre=args.n)
-        files = sorted((out_root / variant).glob("*/*.png"))
-        d = check.distances([Image.open(f).convert("RGB") for f in files])
+        seconds = (time.time() - t0) / (n_row * len(G.GENRES))  # sampling and saving
+        row = evaluate_generator(out_root / row_name, Path(args.data) / "labels.csv", split="val", n_per_genre=n_row)
+        d = check.distances(made)
         row["novelty"] = {"threshold": check.threshold, "rejected_share": float((d < check.threshold).mean()),
                           "median_nn_distance": float(np.median(d))}
         row["seconds_per_poster"] = round(seconds, 3)
-        results[variant] = row
+        if variant == "flow-guided":
+            row["guidance_steps"] = args.guidance_steps
+        results[row_name] = row
         results_path.write_text(json.dumps(results, indent=2))
         o = row["overall"]
-        print(f"{variant}: classifier {o.get('mean_cond_acc', float('nan')):.3f} probe "
+        print(f"{row_name}: classifier {o.get('mean_cond_acc', float('nan')):.3f} probe "
               f"{o.get('mean_probe_cond_acc', float('nan')):.3f} KID {o['pooled_kid']:.4f} VGG-KID "
               f"{o['pooled_vgg_kid']:.3f} div {o['pooled_vgg_diversity_ratio']:.2f} novelty-rejected "
               f"{row['novelty']['rejected_share']:.3f} {seconds:.3f} s/poster", flush=True)
@@ -413,7 +538,8 @@ def _gan_inputs(gen, genre: str, n: int, seed: int):
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    {"cache": build_cache, "decoder": train_decoder, "prior": train_prior, "export": export,
+    {"cache": build_cache, "decoder": train_decoder, "decoder-adv": train_decoder_adv, "prior": train_prior,
+     "export": export,
      "evaluate": evaluate}[args.stage](args)
 
 

@@ -7,18 +7,29 @@ CUDA when there, else the CPU.
 
 Archs (networks in poster_studio/transfer/translate.py):
   stargan   GenreTranslator, ONE generator for all --genres: G(x, t) with the target genre t fed to AdaIN residual
-            blocks, a residual image added to x (starts as the identity). PatchDiscriminator (70x70, spectral norm)
-            with one patch map per genre. Each step: posters x of source genre s (genres drawn evenly) and a random
-            other target t; D: x is real on map s, G(x, t) fake on map t; G: adversarial on map t + cycle
-            |G(G(x, t), s) - x| + identity |G(x, s) - x| (+ --lambda-content x VGG-19 distance to x). DiffAugment
-            on all D sees; the EMA of G is shipped.
+            blocks, a residual image added to x (starts as the identity); width 16 (16-32-64 channels, the residual
+            blocks at 64: G's part of a batch-8 step about 1.4 s of CPU on one core, 4.7 s at --width 32, the critic's
+            0.5 s). Critic (--critic projected): generate.model.ProjectedCritic(variant=1), a projected GAN
+            discriminator on frozen EfficientNet-Lite1 (neither judge's network: the classifier is Lite0, the probe
+            VGG-19) with the one-hot target genre in its projection term (one projection per genre), hinge loss. Each
+            step: --batch inputs x, posters of every genre (rare genres drawn as often as common ones) with source s =
+            one of their genres, plus --photo-share of crops of the content photos (--content); a random other target t;
+            D: training posters of genre t are real, G(x, t) fake, both under t; G: adversarial + cycle
+            |G(G(x, t), s) - x| + identity |G(x, s) - x| on the posters (a photo has no genre: its cycle goes back
+            through a random other genre, no identity term) (+ --lambda-content x VGG-19 distance to x, off by default).
+            DiffAugment on all D sees; the EMA of G is shipped. --critic patch: the earlier 70x70 PatchGAN (spectral
+            norm, one patch map per genre).
   cyclegan  the CycleGAN recipe for one pair (--pair, default Comedy Horror_Thriller): two ResNet generators, two
             70x70 PatchGANs with instance norm, LSGAN, cycle 10 + identity 5, Adam(2e-4, 0.5), batch 1, a pool of
             the last 50 fakes for D. Same script, same data, same budget.
 
-Domains: a genre's training posters with exactly one genre label; a genre with fewer than --min-domain of them
-(Romance has 47, Animation 95) also takes the posters labelled with it and one other genre. Data: the uint8 poster
-cache at --size (128x192) that train_generator.py uses (cache/gan, poster_studio.data.poster_cache), random flips.
+Domains (the real posters D sees): a genre's training posters with exactly one genre label; a genre with fewer
+than --min-domain of them (Romance has 47, Animation 95) also takes the posters labelled with it and one other
+genre. Data: the uint8 poster cache at --size (128x192) that train_generator.py uses (cache/gan,
+poster_studio.data.poster_cache), random flips; the content photos' crops are cut once at start (in memory,
+seeded). The critic's frozen backbone is not cached per poster: D sees every real through DiffAugment, as the
+fakes, and a real's pass through the frozen network costs little beside G's. The log says every --log-every steps
+(and the final JSON line, and the model card) how many images the run has seen.
 
 Resumable: the state (networks, EMA, Adam states, step, training seconds, loss history, RNG, CycleGAN pool) is
 saved atomically to <out>/state.safetensors every --save-every steps and on Ctrl-C / SIGTERM; rerun the same command
@@ -34,6 +45,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import signal
 import sys
 import time
@@ -48,10 +60,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from poster_studio import genres as G  # noqa: E402
 from poster_studio import hub  # noqa: E402
-from poster_studio.data import default_data_dir, poster_cache, read_labels  # noqa: E402
+from poster_studio.data import balanced_weights, default_data_dir, poster_cache, read_labels  # noqa: E402
 from poster_studio.device import default_device  # noqa: E402
 from poster_studio.errors import InvalidArgumentError  # noqa: E402
-from poster_studio.generate import diff_augment  # noqa: E402
+from poster_studio.generate.model import ProjectedCritic, diff_augment  # noqa: E402
 from poster_studio.images import fit_image, load_image, to_tensor  # noqa: E402
 from poster_studio.training import ema_update, load_state, save_loss_plot, save_state  # noqa: E402
 from poster_studio.transfer.translate import CycleGANPair, GenreTranslator, PatchDiscriminator  # noqa: E402
@@ -69,6 +81,13 @@ def parse_args(argv=None):
     p.add_argument("--size", default="128x192", help="native WxH, multiples of 4 (the poster cache's size)")
     p.add_argument("--genres", nargs="+", default=list(G.GENRES), help="stargan: the genres served (default all 7)")
     p.add_argument("--pair", nargs=2, default=["Comedy", "Horror_Thriller"], help="cyclegan: the two genres")
+    p.add_argument("--content", default=os.environ.get("POSTER_STUDIO_CONTENT") or str(ROOT.parent / "shared" / "data"
+                                                                                       / "content"),
+                   help="stargan: folder of content photos whose crops join the inputs ('none': posters only)")
+    p.add_argument("--photo-share", type=float, default=0.125, help="stargan: share of each batch that is photo crops")
+    p.add_argument("--crops", type=int, default=48, help="stargan: crops cut from each content photo")
+    p.add_argument("--critic", choices=("projected", "patch"), default="projected",
+                   help="stargan: ProjectedCritic on frozen EfficientNet-Lite1, or the 70x70 PatchGAN")
     p.add_argument("--min-domain", type=int, default=200,
                    help="a genre with fewer single-genre posters also takes its two-genre posters (0 = never)")
     p.add_argument("--minutes", type=float, default=None, help="training budget across resumes")
@@ -80,18 +99,21 @@ def parse_args(argv=None):
     p.add_argument("--beta1", type=float, default=0.5)
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--decay", type=float, default=0.5, help="share of the budget over which the lr decays to 0")
-    p.add_argument("--loss", choices=("lsgan", "hinge"), default="lsgan")
+    p.add_argument("--loss", choices=("lsgan", "hinge"), default=None, help="default hinge (stargan), lsgan (cyclegan)")
     p.add_argument("--lambda-cyc", type=float, default=10.0)
     p.add_argument("--lambda-id", type=float, default=None, help="default 1 (stargan), 5 (cyclegan: half of cycle)")
     p.add_argument("--lambda-content", type=float, default=0.0, help="stargan: VGG-19 distance of G(x, t) to x")
     p.add_argument("--diffaug", default=None, help="DiffAugment policy for D's inputs (default color,translation for "
                    "stargan, none for cyclegan)")
-    p.add_argument("--width", type=int, default=64, help="generator width (first conv's channels)")
-    p.add_argument("--d-width", type=int, default=64, help="discriminator width")
+    p.add_argument("--width", type=int, default=None, help="generator width (first conv's channels; default 16 "
+                   "(stargan), 64 (cyclegan))")
+    p.add_argument("--d-width", type=int, default=64,
+                   help="critic width (the projected critic's head channels, the PatchGAN's first conv)")
     p.add_argument("--n-res", type=int, default=6, help="residual blocks")
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--pool", type=int, default=50, help="cyclegan: fakes kept for D")
     p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--log-every", type=int, default=50, help="a log line (speed, images seen) every N steps")
     p.add_argument("--sample-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
@@ -115,6 +137,12 @@ def parse_args(argv=None):
     except (ValueError, AssertionError):
         p.error(f"--size must be WxH, multiples of 4 of at least 16, got {args.size!r}")
     args.batch = args.batch or (8 if stargan else 1)
+    args.width = args.width or (16 if stargan else 64)
+    args.loss = args.loss or ("hinge" if stargan else "lsgan")
+    if not stargan:
+        args.critic, args.photo_share = "patch", 0.0
+    if args.content.lower() in ("", "none"):
+        args.content = None
     args.lr_g = args.lr_g or (1e-4 if stargan else 2e-4)
     args.lr_d = args.lr_d or 2e-4
     args.lambda_id = (1.0 if stargan else 0.5 * args.lambda_cyc) if args.lambda_id is None else args.lambda_id
@@ -143,6 +171,28 @@ def make_domains(labels: torch.Tensor, genres: list[str], min_domain: int):
     return torch.cat(rows), torch.cat(doms), sizes
 
 
+def photo_crops(folder, n_per: int, size, seed: int) -> torch.Tensor:
+    """`n_per` random 2:3 crops (a third of the largest 2:3 window's area to all of it) of each picture in `folder`,
+    resized to size (W, H), uint8 (N, 3, H, W); empty when there are none. Seeded: the same crops on every resume."""
+    import numpy as np
+    from PIL import Image
+
+    files = sorted(f for f in Path(folder).glob("*") if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for f in files:
+        img = load_image(f)
+        cw = min(img.width, img.height * size[0] / size[1])
+        for _ in range(n_per):
+            scale = (1 / 3 + torch.rand((), generator=gen).item() * 2 / 3) ** 0.5
+            w, h = cw * scale, cw * scale * size[1] / size[0]
+            x0 = torch.rand((), generator=gen).item() * (img.width - w)
+            y0 = torch.rand((), generator=gen).item() * (img.height - h)
+            crop = img.resize(size, Image.Resampling.BICUBIC, box=(x0, y0, x0 + w, y0 + h))
+            out.append(torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1))
+    return torch.stack(out) if out else torch.empty(0, 3, size[1], size[0], dtype=torch.uint8)
+
+
 def poster_batch(images_u8: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """uint8 cached posters -> float [-1, 1], random horizontal flips."""
     x = images_u8.float() / 127.5 - 1.0
@@ -150,15 +200,18 @@ def poster_batch(images_u8: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def sample_inputs(data: Path, genres: list[str], images, rows, doms, per: int, size) -> torch.Tensor:
+def sample_inputs(data: Path, genres: list[str], images, rows, doms, per: int, size, content=None) -> torch.Tensor:
     """The sample grid's rows: `per` val posters of each genre (single-genre first, by id), [-1, 1]; training
-    posters of the domain when there are no val posters."""
+    posters of the domain when there are no val posters; then the first two content photos, centre-fitted."""
     recs = sorted((r for r in read_labels(data / "labels.csv") if r.split == "val"), key=lambda r: r.id)
     out = []
     for d, g in enumerate(genres):
         picks = ([r for r in recs if r.genres == (g,)] + [r for r in recs if g in r.genres and len(r.genres) > 1])[:per]
         xs = [to_tensor(fit_image(load_image(data / "images" / f"{r.id}.jpg"), size)) * 2 - 1 for r in picks]
         out += xs or list(images[rows[doms == d][:per]].float() / 127.5 - 1.0)
+    if content:
+        files = sorted(f for f in Path(content).glob("*") if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+        out += [to_tensor(fit_image(load_image(f), size)) * 2 - 1 for f in files[:2]]
     return torch.stack(out)
 
 
@@ -213,27 +266,37 @@ class ImagePool:
 
 
 def stargan_step(nets, opts, batch, args, gen, feature_distance=None) -> dict:
-    """One D and one G update of the multi-genre translator; the losses as floats."""
+    """One D and one G update of the multi-genre translator; the losses as floats. batch: inputs x (the posters
+    first, then `n_ph` photo crops), their source genres s, targets t, and real posters of the genres t."""
     G_net, D_net = nets
     opt_g, opt_d = opts
-    x, s, t = batch
+    x, s, t, real, n_ph = batch
+    n, n_posters = len(x), len(x) - n_ph
     aug = lambda im: diff_augment(im, args.diffaug, gen)  # noqa: E731
-    if args.lambda_id:  # one generator pass for G(x, t) and G(x, s)
-        fake, same = G_net(torch.cat([x, x]), torch.cat([t, s])).chunk(2)
+
+    def cond(d):  # the projected critic takes the genre as a one-hot condition, the PatchGAN as its map's index
+        return F.one_hot(d, len(args.genres)).float() if args.critic == "projected" else d
+
+    if args.lambda_id and n_posters:  # one generator pass for G(x, t) and, on the posters, G(x, s)
+        out = G_net(torch.cat([x, x[:n_posters]]), torch.cat([t, s[:n_posters]]))
+        fake, same = out[:n], out[n:]
     else:
         fake, same = G_net(x, t), None
 
-    d_out = D_net(aug(torch.cat([x, fake.detach()])), torch.cat([s, t]))
-    d_loss = adversarial(d_out[: len(x)], True, args.loss) + adversarial(d_out[len(x):], False, args.loss)
+    d_out = D_net(aug(torch.cat([real, fake.detach()])), cond(torch.cat([t, t])))
+    d_loss = adversarial(d_out[:n], True, args.loss) + adversarial(d_out[n:], False, args.loss)
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
 
-    D_net.requires_grad_(False)
-    g_adv = adversarial(D_net(aug(fake), t), True, args.loss, generator=True)
-    D_net.requires_grad_(True)
+    d_params = [p for group in opt_d.param_groups for p in group["params"]]  # the trainable ones: never the backbone
+    for p in d_params:
+        p.requires_grad_(False)
+    g_adv = adversarial(D_net(aug(fake), cond(t)), True, args.loss, generator=True)
+    for p in d_params:
+        p.requires_grad_(True)
     cyc = (G_net(fake, s) - x).abs().mean()
-    idt = (same - x).abs().mean() if same is not None else x.new_zeros(())
+    idt = (same - x[:n_posters]).abs().mean() if same is not None else x.new_zeros(())
     g_loss = g_adv + args.lambda_cyc * cyc + args.lambda_id * idt
     losses = {"d_loss": d_loss.item(), "g_adv": g_adv.item(), "cycle": cyc.item(), "identity": idt.item()}
     if args.lambda_content:
@@ -276,10 +339,24 @@ def cyclegan_step(nets, opts, batch, args, gen, pools) -> dict:
 
 def make_models(args):
     if args.arch == "stargan":
-        return (GenreTranslator(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res),
-                PatchDiscriminator(len(args.genres), args.d_width, "spectral"))
+        critic = (ProjectedCritic(len(args.genres), head_channels=args.d_width, variant=1, seed=args.seed)
+                  if args.critic == "projected" else PatchDiscriminator(len(args.genres), args.d_width, "spectral"))
+        return GenreTranslator(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res), critic
     return (CycleGANPair(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res),
             nn.ModuleList([PatchDiscriminator(1, args.d_width, "instance") for _ in range(2)]))
+
+
+def images_seen(args, step: int) -> str:
+    """What `step` steps have shown the networks, in words (the log, the final line, the model card)."""
+    if args.arch == "cyclegan":
+        return f"{2 * step * args.batch} posters seen ({step * args.batch} of each genre)"
+    photos = n_photos(args)
+    return (f"{step * args.batch} inputs translated ({step * (args.batch - photos)} posters, {step * photos} photo "
+            f"crops) and {step * args.batch} real posters judged")
+
+
+def n_photos(args) -> int:
+    return int(round(args.batch * args.photo_share)) if getattr(args, "photo_bank", 0) else 0
 
 
 # ----------------------------------------------------------------------------------------------- model card
@@ -287,11 +364,10 @@ ARCH_NOTES = {
     "stargan": "One multi-genre translator (StarGAN-like) for the Genre transfer tab's translate engine: G(x, t) = "
                "encoder (7x7 conv, two strided 4x4 convs, instance norm) -> residual blocks with AdaIN from a learned "
                "embedding of the target genre -> decoder (nearest upsampling + 3x3 convs) -> tanh residual added to "
-               "the input poster (zero-initialised: starts as the identity, keeps the layout). Trained unpaired "
-               "against a 70x70 PatchGAN with spectral norm and one patch map per genre (each image judged by its "
-               "genre's map), adversarial + cycle-consistency + identity losses, DiffAugment on D's inputs, EMA of "
-               "the generator (shipped). Native 128x192 (W x H); the service enlarges the result to the requested "
-               "size (learned upscaler when installed, else Lanczos).",
+               "the input poster (zero-initialised: starts as the identity, keeps the layout); fully convolutional. "
+               "Trained unpaired on posters of every genre and crops of a few content photos as inputs, against "
+               "{critic}, hinge/LSGAN as below, cycle-consistency + identity losses, DiffAugment on the critic's "
+               "inputs, EMA of the generator (shipped). Trained at {size} (W x H).",
     "cyclegan": "Baseline: the CycleGAN recipe for one genre pair: two ResNet generators (c7s1-64, d128, d256, 6 "
                 "residual blocks, u128, u64, c7s1-3, instance norm), two 70x70 PatchGANs with instance norm, LSGAN, "
                 "cycle 10 + identity 5, Adam(2e-4, 0.5), batch 1, a pool of 50 fakes. Native 128x192 (W x H).",
@@ -321,14 +397,22 @@ def write_checkpoint(net, out_dir: Path, args, info: dict, metric_files=None) ->
     data = (f"Training posters (split `train` of the shared poster set, 182x268 JPEGs), centre-fitted to 2:3 at "
             f"{args.size[0]}x{args.size[1]}, random horizontal flips. Domains (posters per genre; single-genre "
             f"posters, topped up with two-genre ones below {args.min_domain}): {domains}; drawn evenly.")
+    if args.arch == "stargan" and getattr(args, "photo_share", 0):
+        data += (f" Inputs: training posters of every genre, rare genres drawn as often as common ones, plus "
+                 f"{n_photos(args)} of each batch of {args.batch}: random 2:3 crops of the content photos.")
     budget = f"--minutes {args.minutes:g}" if args.minutes else f"--steps {info['step']}"
     training = (f"`python train/train_translator.py --arch {args.arch} {budget} --batch {args.batch} "
                 f"--width {args.width}` on {info.get('device', '?')}: {info['step']} steps in "
-                f"{info['elapsed'] / 60:.1f} min. Adam lr G {args.lr_g}, D {args.lr_d}, betas ({args.beta1}, "
-                f"{args.beta2}), linear decay over the last {args.decay:.0%} of the budget; {args.loss} loss, cycle "
-                f"{args.lambda_cyc}, identity {args.lambda_id}, content {args.lambda_content}, DiffAugment "
-                f"'{args.diffaug}'.")
-    desc, metrics, extra = ARCH_NOTES[args.arch], {}, {}
+                f"{info['elapsed'] / 60:.1f} min, {images_seen(args, info['step'])}. Adam lr G {args.lr_g}, "
+                f"D {args.lr_d}, betas ({args.beta1}, {args.beta2}), linear decay over the last {args.decay:.0%} of "
+                f"the budget; {args.loss} loss, cycle {args.lambda_cyc}, identity {args.lambda_id}, content "
+                f"{args.lambda_content}, DiffAugment '{args.diffaug}'"
+                + (f", critic {args.critic}." if args.arch == "stargan" else "."))
+    critic = ("a projected GAN critic on frozen ImageNet EfficientNet-Lite1 features (fixed random channel and "
+              "scale mixing, trainable spectral-norm heads, the target genre in a projection term)"
+              if getattr(args, "critic", "patch") == "projected" else
+              "a 70x70 PatchGAN with spectral norm and one patch map per genre")
+    desc, metrics, extra = ARCH_NOTES[args.arch].format(critic=critic, size="x".join(map(str, args.size))), {}, {}
     if metric_files:
         metrics, table = summarize_metrics(metric_files)
         desc += ("\n\nEvaluation (`python -m poster_studio evaluate-translate`, val posters never trained on): "
@@ -354,6 +438,7 @@ def main(argv=None) -> dict:
         if st is None:
             raise SystemExit(f"nothing to export: no {state_path}")
         args.arch = st["arch"]
+        args.critic = "patch"  # a state from before the projected critic
         for k, v in json.loads(st["train_args"]).items():
             setattr(args, k, v)  # build and describe the networks as they were trained
     elif st is not None and st["arch"] != args.arch:
@@ -367,14 +452,25 @@ def main(argv=None) -> dict:
     G_net, D_net = G_net.to(dev), D_net.to(dev)
     G_ema = copy.deepcopy(G_net).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G_net.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
-    opt_d = torch.optim.Adam(D_net.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
+    opt_d = torch.optim.Adam([p for p in D_net.parameters() if p.requires_grad], lr=args.lr_d,
+                             betas=(args.beta1, args.beta2))
     history: dict = {"step": [], **{k: [] for k in LOSS_KEYS}}
     step, elapsed, domains, device = 0, 0.0, {}, dev.type
     gen = torch.Generator().manual_seed(args.seed)
     pools = [ImagePool(args.pool), ImagePool(args.pool)]
+    bank = None
+    if stargan and args.photo_share > 0 and not args.export:
+        if args.content and Path(args.content).is_dir():
+            bank = photo_crops(args.content, args.crops, args.size, args.seed)
+        if bank is None or not len(bank):
+            print(f"no content photos in {args.content}: the inputs are posters only", flush=True)
+            bank = None
+    if not args.export:  # (an export keeps the trained run's)
+        args.photo_bank = 0 if bank is None else len(bank)
     train_args = {k: getattr(args, k) for k in (
         "genres", "size", "width", "d_width", "n_res", "minutes", "batch", "lr_g", "lr_d", "beta1", "beta2", "decay",
-        "loss", "lambda_cyc", "lambda_id", "lambda_content", "diffaug", "min_domain")}
+        "loss", "lambda_cyc", "lambda_id", "lambda_content", "diffaug", "min_domain", "critic", "photo_share",
+        "photo_bank")}
     if st is not None:
         G_net.load_state_dict(st["G"]), D_net.load_state_dict(st["D"]), G_ema.load_state_dict(st["G_ema"])
         opt_g.load_state_dict(st["opt_g"]), opt_d.load_state_dict(st["opt_d"])
@@ -394,9 +490,16 @@ def main(argv=None) -> dict:
     cache = poster_cache(args.data, args.cache, "train", args.max_images, show, args.size)
     images = cache["images"]
     rows, doms, domains = make_domains(cache["labels"], args.genres, args.min_domain)
-    weights = 1.0 / torch.bincount(doms).float()[doms]  # every genre drawn as often
+    counts = torch.bincount(doms, minlength=len(args.genres))
+    starts = torch.cumsum(counts, 0) - counts  # rows[starts[d]:starts[d] + counts[d]] are domain d's posters
+    served = cache["labels"][:, [G.GENRES.index(g) for g in args.genres]].float()
+    in_rows = (served.sum(1) > 0).nonzero().flatten()  # inputs: every training poster of a served genre
+    in_weights = balanced_weights(served[in_rows])
     samples = sample_inputs(Path(args.data), args.genres, images, rows, doms, max(1, 6 // len(args.genres)),
-                            args.size)
+                            args.size, args.content if bank is not None else None)
+    if stargan:
+        print(f"inputs: {len(in_rows)} posters + {args.photo_bank} photo crops ({n_photos(args)} a batch); real "
+              f"posters per genre: {domains}; critic: {args.critic}", flush=True)
     feature_distance = None
     if args.lambda_content:  # the upscaler's LPIPS-like VGG-19 distance (differentiable)
         import poster_studio.upscale.evaluate as upscale_evaluate
@@ -413,10 +516,20 @@ def main(argv=None) -> dict:
 
     def batch():
         if stargan:
-            idx = torch.multinomial(weights, args.batch, replacement=True, generator=gen)
-            s = doms[idx]
-            t = (s + torch.randint(1, len(args.genres), (args.batch,), generator=gen)) % len(args.genres)
-            return poster_batch(images[rows[idx]], gen).to(dev), s.to(dev), t.to(dev)
+            k, n_ph = len(args.genres), n_photos(args)
+            n_po = args.batch - n_ph
+            idx = in_rows[torch.multinomial(in_weights, n_po, replacement=True, generator=gen)]
+            s = torch.multinomial(served[idx], 1, generator=gen).flatten()  # one of each poster's genres
+            t = (s + torch.randint(1, k, (n_po,), generator=gen)) % k
+            x = images[idx]
+            if n_ph:  # photos: a random target, and a random other genre for the cycle's way back
+                t_ph = torch.randint(k, (n_ph,), generator=gen)
+                s = torch.cat([s, (t_ph + torch.randint(1, k, (n_ph,), generator=gen)) % k])
+                t = torch.cat([t, t_ph])
+                x = torch.cat([x, bank[torch.randint(len(bank), (n_ph,), generator=gen)]])
+            pick = (torch.rand(args.batch, generator=gen) * counts[t]).long().clamp_max(counts[t] - 1)
+            real = images[rows[starts[t] + pick]]  # a training poster of each target genre
+            return (poster_batch(x, gen).to(dev), s.to(dev), t.to(dev), poster_batch(real, gen).to(dev), n_ph)
         picks = []
         for d in (0, 1):
             r = rows[doms == d]
@@ -429,7 +542,8 @@ def main(argv=None) -> dict:
     bar = tqdm(total=None if max_steps == 10**9 else max_steps, initial=step, disable=not show, mininterval=10,
                desc=args.arch)
     G_net.train(), D_net.train()
-    t_last = time.time()
+    t_last = t_log = time.time()
+    step_log = step
     try:
         while step < max_steps and elapsed < budget and time.time() < session_end:
             progress = max(step / max_steps, elapsed / budget)
@@ -452,6 +566,12 @@ def main(argv=None) -> dict:
             bar.update(1)
             bar.set_postfix(d=f"{losses['d_loss']:.3f}", adv=f"{losses['g_adv']:.3f}", cyc=f"{losses['cycle']:.3f}",
                             min=f"{elapsed / 60:.1f}", refresh=False)
+            if step % args.log_every == 0:
+                m = min(args.log_every, len(history["step"]))
+                tqdm.write(f"step {step} {elapsed / 60:.1f} min {(now - t_log) / (step - step_log):.2f} s/step; "
+                           f"{images_seen(args, step)}; " + " ".join(
+                               f"{k} {sum(history[k][-m:]) / m:.4f}" for k in LOSS_KEYS if len(history[k]) >= m))
+                t_log, step_log = now, step
             if step % args.save_every == 0:
                 save()
             if step % args.sample_every == 0:
@@ -470,7 +590,7 @@ def main(argv=None) -> dict:
     save_loss_plot(history, out / "loss.png", LOSS_KEYS, f"{args.arch} translator losses (moving average)")
     write_checkpoint(shipped, out / "checkpoint", args, info())
     print(json.dumps({"arch": args.arch, "step": step, "minutes": round(elapsed / 60, 2), "domains": domains,
-                      "out": str(out)}), flush=True)
+                      "images_seen": images_seen(args, step), "out": str(out)}), flush=True)
     return {**info(), "history": history}
 
 

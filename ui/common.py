@@ -363,6 +363,39 @@ def progress_text(what: str, fraction: Optional[float], started: float) -> str:
     return f"⏳ **{what}:** {where} · {clock} elapsed"
 
 
+def run_reported(job, progress, desc: str, cancel: threading.Event) -> Any:
+    """`job(progress=cb)` (a service that reports progress.Steps) in a worker thread while Gradio's bar shows its
+    step count and the elapsed time; returns its result or raises its error (run_watched)."""
+    started = time.monotonic()
+    progress(0.0, desc=desc)
+    for kind, payload in run_watched(job, cancel):
+        if kind == "done":
+            return payload
+        if kind == "progress":
+            fraction = payload[0]
+            where = f"step {fraction.done} of {fraction.total}" if getattr(fraction, "total", None) else ""
+            progress(float(fraction), desc=f"{desc} · {where} · {time.monotonic() - started:.0f} s")
+
+
+def preview_stream(job, cancel: threading.Event, what: str, started: float, every_s: float = 0.5):
+    """run_watched's items as what a long job's tab shows: ("done", result); ("show", (preview or None, progress
+    line)) for each preview and, between previews, about every `every_s`; else ("skip", None): the tab yields
+    gr.skip()s, so every item is taken and a gone client is still noticed (run_watched's stall check)."""
+    fraction, shown = None, 0.0
+    for kind, payload in run_watched(job, cancel):
+        if kind == "done":
+            yield "done", payload
+            return
+        preview = None
+        if kind == "progress":
+            fraction, preview = payload
+        if preview is None and time.monotonic() - shown < every_s:
+            yield "skip", None
+            continue
+        shown = time.monotonic()
+        yield "show", (preview, progress_text(what, fraction, started))
+
+
 class Cancels:
     """One cancel event per session for a tab's long jobs: the handler `start`s one, the Cancel button sets it."""
 

@@ -16,7 +16,7 @@ from poster_studio.images import image_notes
 
 from . import poster_control
 from .common import GENRE_CHOICES, Cancels, OutputFiles, Services, clear_on_failure, content_examples, \
-    explain_clamping, gpu, guarded, image_input, notes_markdown, progress_text, random_seed, raw, run_watched, \
+    explain_clamping, gpu, guarded, image_input, notes_markdown, preview_stream, progress_text, random_seed, raw, \
     status_markdown, status_update
 
 HOW = """
@@ -98,9 +98,9 @@ def build(services: Services, files: OutputFiles):
         try:
             # The previews show in the picture as they come (no progress overlay on it); the step count and a steady
             # elapsed time go in the notes, renewed about every second.
-            started, fraction, shown = time.monotonic(), None, 0.0
-            yield None, None, progress_text("Dreaming", fraction, started)
-            for kind, payload in run_watched(job, cancel):
+            started = time.monotonic()
+            yield None, None, progress_text("Dreaming", None, started)
+            for kind, payload in preview_stream(job, cancel, "Dreaming", started):
                 if kind == "done":
                     img = payload
                     scores = svc.classifier.predict(img)["scores"]
@@ -108,15 +108,11 @@ def build(services: Services, files: OutputFiles):
                     yield files.save(img, "dream"), {G.DISPLAY_NAMES[g]: float(p) for g, p in scores.items()}, \
                         notes_markdown(notes) if notes else ""
                     break
-                preview = None
-                if kind == "progress":
-                    fraction, preview = payload
-                if preview is None and time.monotonic() - shown < 0.5:
-                    yield gr.skip(), gr.skip(), gr.skip()  # every update is taken: a gone client is noticed
+                if kind == "skip":
+                    yield gr.skip(), gr.skip(), gr.skip()
                     continue
-                shown = time.monotonic()
-                yield (files.save(preview, "dream-preview") if preview is not None else gr.skip()), gr.skip(), \
-                    progress_text("Dreaming", fraction, started)
+                preview, line = payload
+                yield (files.save(preview, "dream-preview") if preview is not None else gr.skip()), gr.skip(), line
         finally:
             cancels.finish(key)
 

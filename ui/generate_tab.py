@@ -6,15 +6,19 @@ import gradio as gr
 from poster_studio import genres as G
 from poster_studio.generate import PosterGenerator
 
-from .common import GENRE_CHOICES, OutputFiles, Services, WorkTimer, clear_on_failure, explain_clamping, gpu, \
-    guarded, random_seed, raw, run_timed, status_markdown, status_update
+from .common import GENRE_CHOICES, Cancels, OutputFiles, Services, WorkTimer, clear_on_failure, explain_clamping, \
+    gpu, guarded, random_seed, raw, run_reported, run_timed, status_markdown, status_update
 
 HOW = """
-**Engines.** *Latent* (Generate v3, opt-in while it trains; the default once marked preferred): a small genre-conditional **flow-matching prior**
+**Engines.** *Latent* (Generate v3, the default): a small genre-conditional **flow-matching prior**
 draws a 64 x 15 x 10 latent (the leading principal components of a frozen ImageNet EfficientNet-Lite1's stride-16
-features of a poster), and a decoder trained here to invert that encoder paints it at 160x240; each poster is
+features of a poster), and a decoder trained here to invert that encoder (then against a critic on the same
+frozen features, so that the prior's samples come out as sharp posters) paints it at 160x240; each poster is
 checked against the training posters (the classifier's embedding index) and redrawn when it is too close to one
-(`checkpoints/generator-latent/README.md`). *Instant*: the GAN below, about 20 ms a poster.
+(`checkpoints/generator-latent/README.md`). **Classifier guidance** (latent engine): after the prior, a few Adam steps
+move each poster's latent toward the ticked genres under the project classifier, seen through random crops and
+jitter, with the latent held near the prior's sample; *Stop guiding* keeps the posters as far as they got.
+*Instant*: the GAN below, about 20 ms a poster.
 
 **Instant engine:** a genre-conditioned GAN trained here on about 13,000 movie posters: a DCGAN-style generator with
 conditional batch norm fed by a learned embedding of the ticked genres (a multi-hot condition, so
@@ -35,11 +39,13 @@ Each poster is shown with and without its typography.
 """
 POSTER_TIME = WorkTimer({"instant:native": 0.02, "instant:400x600": 0.3, "latent:native": 0.3,
                          "latent:400x600": 0.6})  # seconds a poster, as measured (README)
+VISITOR_GUIDANCE = 10  # the tab's guidance steps on the latent engine (the API's default stays 0: the library's)
 EXAMPLES = [[["Horror_Thriller"], 8, 7], [["Comedy", "Romance"], 8, 42], [["Animation"], 8, 3],
             [["Documentary"], 4, 11]]
 
 
 ENGINE_LABELS = {"latent": "Latent (v3)", "instant": "Instant GAN"}
+ENGINE_CAPTIONS = {"latent": "latent engine", "instant": "instant GAN"}
 
 
 def engine_choices(slot) -> list[tuple[str, str]]:
@@ -48,9 +54,20 @@ def engine_choices(slot) -> list[tuple[str, str]]:
     return [(ENGINE_LABELS[e], e) for e in engines]
 
 
-def size_choices(slot) -> list[tuple[str, str]]:
+def size_choices(slot, morph: bool = False) -> list[tuple[str, str]]:
+    """Native names each engine's own size when there are several (the instant GAN's and the latent engine's
+    differ); `morph`: the morph strip's engine only."""
     gen = slot.service
-    native = f"Native {gen.native_size[0]}x{gen.native_size[1]}" if gen is not None else "Native"
+    engines = (gen.morph_engine,) if gen is not None and morph else None
+    if gen is None:
+        native = "Native"
+    else:
+        sizes = {e: wh for e, wh in gen.native_sizes().items() if engines is None or e in engines}
+        if len(sizes) == 1:
+            (w, h), = sizes.values()
+            native = f"Native {w}x{h}"
+        else:
+            native = "Native (" + ", ".join(f"{ENGINE_LABELS[e]} {w}x{h}" for e, (w, h) in sizes.items()) + ")"
     up = f"400x600 ({gen.upscale_method})" if gen is not None else "Upscaled 400x600"
     return [(native, "native"), (up, "400x600")]
 
@@ -70,11 +87,15 @@ def build(services: Services, files: OutputFiles):
                     dice = gr.Button("🎲 Random", scale=1, min_width=90, elem_id="gen-dice")
                 engine = raw(gr.Radio(engine_choices(services.generator), value=None, label="Engine",
                                       elem_id="gen-engine",
-                                      info="Latent: the v3 engine (opt-in while in training); Instant: the GAN (the default)."))
+                                      info="Latent: the v3 engine (the default when installed); Instant: the GAN, about 20 ms a poster."))
                 truncation = raw(gr.Slider(0.1, 1.0, value=0.7, step=0.05,
                                            label="Truncation (lower = safer, higher = more varied)"))
                 size = raw(gr.Radio(size_choices(services.generator), value="native", label="Size",
                                     info="400x600: the native poster enlarged by the method named."))
+                guidance = raw(gr.Slider(0, L.MAX_GUIDANCE, value=0, step=1, label="Classifier guidance steps",
+                                         elem_id="gen-guidance",
+                                         info="Latent engine: each step moves the posters toward the ticked genres "
+                                              "under the classifier (10 steps: about 7 s for 8 posters; 0 = off)."))
                 typography = raw(gr.Radio([("None", "none"), ("Your title", "title"), ("Invented", "invented")],
                                           value="invented", label="Typography", elem_id="gen-typography",
                                           info="Invented: a new title, tagline and credits (what you type below "
@@ -85,7 +106,10 @@ def build(services: Services, files: OutputFiles):
                     tagline = raw(gr.Textbox("", label="Tagline", max_length=L.MAX_TAGLINE))
                     credits = raw(gr.Textbox("", label="Credits line", max_length=L.MAX_CREDITS,
                                              placeholder="Directed by ... Starring ..."))
-                button = gr.Button("Generate", variant="primary", elem_id="gen-btn")
+                with gr.Row():
+                    button = gr.Button("Generate", variant="primary", elem_id="gen-btn", scale=3)
+                    cancel_button = gr.Button("Stop guiding", variant="stop", scale=1, min_width=90,
+                                              elem_id="gen-cancel")
             with gr.Column(scale=3):
                 gallery = gr.Gallery(label="Generated posters", columns=4, height="auto", object_fit="contain",
                                      buttons=["download", "fullscreen"], elem_id="gen-gallery", format="png")
@@ -98,7 +122,8 @@ def build(services: Services, files: OutputFiles):
                 seed_a = raw(gr.Number(value=0, precision=0, minimum=0, maximum=L.MAX_SEED, label="From seed"))
                 seed_b = raw(gr.Number(value=0, precision=0, minimum=0, maximum=L.MAX_SEED, label="To seed"))
                 steps = raw(gr.Slider(L.MIN_MORPH_STEPS, L.MAX_MORPH_STEPS, value=8, step=1, label="Frames"))
-                morph_size = raw(gr.Radio(size_choices(services.generator), value="native", label="Size"))
+                morph_size = raw(gr.Radio(size_choices(services.generator, morph=True), value="native",
+                                          label="Size"))
             morph_button = gr.Button("Morph", variant="secondary")
             strip = gr.Gallery(label="Morph strip", show_label=False, columns=8, rows=1, height=190,
                                object_fit="contain", format="png", allow_preview=False, elem_id="morph-strip")
@@ -106,16 +131,28 @@ def build(services: Services, files: OutputFiles):
         with gr.Accordion("How it works", open=False):
             gr.Markdown(HOW)
 
+    cancels = Cancels()
+
     @gpu
     @guarded
     def generate(genres, count, seed, truncation, size, title="", tagline="", credits="", typography=None,
-                 engine=None, progress=gr.Progress()):
+                 engine=None, guidance=0, progress=gr.Progress(), request: gr.Request = None):
         gen = services.generator.get()
-        engine = gen.check_inputs(engine=engine)["engine"]
-        # the service reports no steps: the bar moves over the time such posters took before (400x600: seconds)
-        images = run_timed(lambda: gen.generate(genres, n=count, seed=seed, truncation=truncation, size=size,
-                                                engine=engine),
-                           progress, "Generating posters", POSTER_TIME, f"{engine}:{size}", count)
+        engine = engine or gen.default_engine  # a wrong name is refused by gen.generate
+        stopped = False
+        if engine == "latent":  # the service reports each prior and guidance step; Stop guiding ends the guidance
+            key, cancel = cancels.start(request)
+            try:
+                images = run_reported(lambda progress: gen.generate(
+                    genres, n=count, seed=seed, truncation=truncation, size=size, engine=engine, guidance=guidance,
+                    progress=progress, cancel=cancel), progress, "Generating posters", cancel)
+                stopped = cancel.is_set()
+            finally:
+                cancels.finish(key)
+        else:  # the instant GAN reports no steps: the bar moves over the time such posters took before
+            images = run_timed(lambda: gen.generate(genres, n=count, seed=seed, truncation=truncation, size=size,
+                                                    engine=engine, guidance=guidance),
+                               progress, "Generating posters", POSTER_TIME, f"{engine}:{size}", count)
         # typography None (a direct call without it): the typed title if any, as before the choice existed
         titled = gen.typeset(images, genres, title, tagline, credits, typography=typography, seed=seed,
                              engine=engine) \
@@ -123,8 +160,11 @@ def build(services: Services, files: OutputFiles):
         titled = [] if all(t is im for t, im in zip(titled, images)) else titled  # "none": the posters themselves
         what = " + ".join(G.DISPLAY_NAMES[g] for g in G.parse_genres(genres)) or "any genre"
         items = []
+        # the caption names the engine when it is not the default one
+        other_engine = "" if engine == gen.default_engine else f" · {ENGINE_CAPTIONS[engine]}"
         for i, im in enumerate(images):  # with a title: each poster with it, then without it
-            caption = f"#{i + 1} · seed {int(seed)} · {what}" + (" · latent engine" if engine == "latent" else "")
+            caption = f"#{i + 1} · seed {int(seed)} · {what}" + other_engine \
+                + ((" · guidance stopped early" if stopped else f" · guided {int(guidance)} steps") if guidance else "")
             if titled:
                 items.append((files.save(titled[i], "poster-titled"), f"#{i + 1} titled"))  # short: keeps the title visible
             items.append((files.save(im, "poster"), caption))
@@ -142,23 +182,38 @@ def build(services: Services, files: OutputFiles):
     # an example fills the inputs (truncation and size back to their defaults), then generates at once
     clear_on_failure(examples.load_input_event.then(
         lambda: (0.7, "native"), None, [truncation, size], api_visibility="private", queue=False).then(
-        generate, [genres, count, seed, truncation, size, title, tagline, credits, typography, engine], gallery,
+        generate, [genres, count, seed, truncation, size, title, tagline, credits, typography, engine, guidance],
+        gallery,
         api_name="generate_example", api_visibility="private", concurrency_id="generate"), [gallery], [None])
     dice.click(random_seed, outputs=seed, api_visibility="private", queue=False)
     clear_on_failure(button.click(generate, [genres, count, seed, truncation, size, title, tagline, credits, typography,
-                                             engine],
+                                             engine, guidance],
                                   gallery, api_name="generate", concurrency_id="generate"), [gallery], [None])
     clear_on_failure(morph_button.click(morph, [genres_a, genres_b, seed_a, seed_b, steps, morph_size, truncation],
                                         [strip, gif], api_name="morph", concurrency_id="generate"),
                      [strip, gif], [None, None])
     explain_clamping(count, services.generator, lambda svc, v: svc.check_inputs(n=v))
     explain_clamping(steps, services.generator, lambda svc, v: svc.check_inputs(steps=v))
+    explain_clamping(guidance, services.generator, lambda svc, v: svc.check_inputs(guidance=v))
+
+    def stop_guiding(request: gr.Request):
+        cancels.cancel(request)
+
+    cancel_button.click(stop_guiding, None, None, api_visibility="private", queue=False)
+    def guidance_for(engine_name):
+        """The guidance slider for an engine: VISITOR_GUIDANCE steps on the latent engine, 0 and locked elsewhere
+        (the service refuses guidance on the instant GAN)."""
+        latent = engine_name == "latent"
+        return gr.Slider(value=VISITOR_GUIDANCE if latent else 0, interactive=latent)
+
+    engine.input(guidance_for, engine, guidance, api_visibility="private", queue=False)
+
     def refresh():
         status_md = status_update(services.generator)
         gen = services.generator.service
+        default = gen.default_engine if gen is not None else None
         return [status_md, gr.Radio(choices=size_choices(services.generator)),
-                gr.Radio(choices=size_choices(services.generator)),
-                gr.Radio(choices=engine_choices(services.generator),
-                         value=gen.default_engine if gen is not None else None)]
+                gr.Radio(choices=size_choices(services.generator, morph=True)),
+                gr.Radio(choices=engine_choices(services.generator), value=default), guidance_for(default)]
 
-    return [status, size, morph_size, engine], refresh
+    return [status, size, morph_size, engine, guidance], refresh

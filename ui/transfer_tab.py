@@ -21,7 +21,7 @@ from poster_studio.transfer.engines import DEFAULT_STEPS
 from . import poster_control
 from .common import GENRE_CHOICES, Cancels, OutputFiles, Services, clear_on_failure, content_examples, \
     explain_clamping, gpu, guarded, image_input, notes_markdown, poster_gallery, poster_list_markdown, progress_text, \
-    raw, run_watched, status_markdown, status_update, thumbnails_available
+    preview_stream, raw, status_markdown, status_update, thumbnails_available
 
 HOW = """
 **Method:** neural style transfer from *exemplar posters* the classifier picked per genre: among the posters
@@ -152,21 +152,18 @@ def build(services: Services, files: OutputFiles):
                 return
             # The previews show in the result as they come (Gradio's progress overlay is off for this event); the
             # step count and a steady elapsed time go above the exemplars, renewed about every second.
-            started, fraction, shown = time.monotonic(), None, 0.0
-            yield None, f"{progress_text(QUALITY, fraction, started)}\n\n{md}", thumbs
-            for kind, payload in run_watched(job, cancel):
+            started = time.monotonic()
+            yield None, f"{progress_text(QUALITY, None, started)}\n\n{md}", thumbs
+            for kind, payload in preview_stream(job, cancel, QUALITY, started):
                 if kind == "done":
                     yield done(payload)
                     break
-                preview = None
-                if kind == "progress":
-                    fraction, preview = payload
-                if preview is None and time.monotonic() - shown < 0.5:
-                    yield gr.skip(), gr.skip(), gr.skip()  # every update is taken: a gone client is noticed
+                if kind == "skip":
+                    yield gr.skip(), gr.skip(), gr.skip()
                     continue
-                shown = time.monotonic()
-                yield (files.save(preview, "preview") if preview is not None else gr.skip()), \
-                    f"{progress_text(QUALITY, fraction, started)}\n\n{md}", gr.skip()
+                preview, line = payload
+                yield (files.save(preview, "preview") if preview is not None else gr.skip()), f"{line}\n\n{md}", \
+                    gr.skip()
         finally:
             cancels.finish(key)
 

@@ -16,9 +16,9 @@ def _cmd_generate(args) -> int:
     invented = args.title.strip().lower() == "auto"
     typography = "invented" if invented else "title" if args.title else "none"
     engine = gen.check_inputs(typography=typography, title="" if invented else args.title, tagline=args.tagline,
-                              credits=args.credits, engine=args.engine)["engine"]  # refused before any poster
+                              credits=args.credits, engine=args.engine, guidance=args.guidance)["engine"]  # refused
     imgs = gen.generate(args.genres or [], n=args.n, seed=args.seed, truncation=args.truncation, size=args.size,
-                        engine=engine)
+                        engine=engine, guidance=args.guidance)
     titled = gen.typeset(imgs, args.genres or [], "" if invented else args.title, args.tagline, args.credits,
                          typography=typography, seed=args.seed, layout=args.layout,
                          engine=engine) if args.title else []
@@ -34,7 +34,7 @@ def _cmd_generate(args) -> int:
             titled[i].save(paths[-1])
     net = gen.nets[engine]
     print(json.dumps({"engine": engine, "arch": net.arch, "native_size": list(net.native_size), "size": args.size,
-                      "files": [str(p) for p in paths]}))
+                      "guidance": args.guidance, "files": [str(p) for p in paths]}))
     return 0
 
 
@@ -62,6 +62,9 @@ def add_cli(sub) -> None:
                    help="with --title: the genre's layout (default: chosen by the seed)")
     p.add_argument("--engine", default=None, metavar="|".join(PosterGenerator.ENGINES),
                    help="latent (Generate v3, the default when installed) or instant (the GAN)")
+    p.add_argument("--guidance", type=int, default=0, metavar="STEPS",
+                   help=f"latent engine: classifier-guidance steps toward the genres (0..{PosterGenerator.MAX_GUIDANCE}, "
+                        "0 = off)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint", default=None, help="generator checkpoint folder (default: checkpoints/generator and checkpoints/generator-latent)")
     p.set_defaults(func=_cmd_generate)

@@ -10,8 +10,12 @@ spatial features and sized for a 2-core CPU:
 - `FeatureProjection`: the leading principal components of E's 112 channels (fitted on the training posters'
   features: a mean, a basis and one global scale, statistics of the whole set), so a latent is C x 15 x 10.
 - `LatentDecoder` (G): latent -> 160x240 RGB; nearest-neighbour upsampling + convolutions (no transposed
-  convolutions, so no checkerboard), residual blocks. Trained on L1 + VGG-19 low-layer perceptual loss + the
-  feature cycle ||P(E(G(z))) - z|| with noise on z (train/train_latent.py --stage decoder).
+  convolutions, so no checkerboard), residual blocks. Trained on L1 + E's own stride-4/8 features + the feature
+  cycle ||P(E(G(z))) - z|| with noise on z (train/train_latent.py --stage decoder), then fine-tuned against a
+  projected critic on frozen Lite1 features, on reconstructions and on the prior's own samples (--stage
+  decoder-adv), so that what the prior makes decodes to a sharp poster rather than a collage of text glyphs.
+- Classifier guidance (guidance.py, optional): a few steps on the latent toward the requested genres under the
+  project classifier, through G.
 - `LatentPrior`: a small U-Net velocity field v(x_t, t, genres) over the latents (rectified flow / flow matching),
   multi-hot genre conditioning with a learned null condition for classifier-free guidance; sampled with a
   seeded Euler-Heun solver (train/train_latent.py --stage prior).
@@ -40,6 +44,11 @@ LATENT_CHECKPOINT = "generator-latent"
 FEATURE_CHANNELS = 112  # EfficientNet-Lite1 after blocks[4] (stride 16)
 IMAGE_SIZE = (160, 240)  # (W, H) that E reads and G writes
 LATENT_HW = (15, 10)  # (H, W) of E's stride-16 map at IMAGE_SIZE
+# the shipped sizes (what train/train_latent.py trains): 3.3M decoder parameters, ~15 posters/s to train on 2 cores;
+# a 3.9M-parameter prior, ~0.2 s a step of 64 latents
+LATENT_CHANNELS = 64
+DECODER_WIDTHS, DECODER_BLOCKS = (256, 128, 64, 32), (2, 1, 1, 0)
+PRIOR_WIDTH, PRIOR_BLOCKS = 96, (1, 3)
 
 
 # ------------------------------------------------------------------------------------------------ encoder
@@ -79,7 +88,7 @@ class FeatureProjection(nn.Module):
     """h (N, 112, H, W) <-> z (N, C, H, W): the leading principal components of the channels, one global scale
     so that z has unit variance on average. Buffers only (filled by `fit`)."""
 
-    def __init__(self, channels: int = 64, feature_channels: int = FEATURE_CHANNELS):
+    def __init__(self, channels: int = LATENT_CHANNELS, feature_channels: int = FEATURE_CHANNELS):
         super().__init__()
         self.register_buffer("mean", torch.zeros(feature_channels))
         self.register_buffer("basis", torch.eye(feature_channels)[:channels].clone())  # (C, 112), orthonormal rows
@@ -134,8 +143,8 @@ class LatentDecoder(nn.Module):
     sub-pixel convolution (RGB x 4 -> PixelShuffle, initialised as nearest upsampling: ICNR) when the widths stop
     at 120x80, which keeps the costliest resolution free of full convolutions."""
 
-    def __init__(self, latent_channels: int = 64, widths: Sequence[int] = (256, 128, 64, 32),
-                 blocks: Sequence[int] = (2, 1, 1, 0)):
+    def __init__(self, latent_channels: int = LATENT_CHANNELS, widths: Sequence[int] = DECODER_WIDTHS,
+                 blocks: Sequence[int] = DECODER_BLOCKS):
         super().__init__()
         widths, blocks = tuple(int(w) for w in widths), tuple(int(b) for b in blocks)
         if len(widths) not in (4, 5) or len(blocks) != len(widths):
@@ -207,30 +216,17 @@ class Attention(nn.Module):
         return x + self.out(o.transpose(-1, -2).reshape(n, c, h, w))
 
 
-class LatentPrior(nn.Module):
-    """Velocity field v(x_t, t, c) of rectified flow over latents (N, C, 15, 10): a two-level U-Net (15x10 at
-    `width`, 8x5 at 2x`width` with self-attention), time and genre (mean of the ticked genres' embeddings; a
-    learned null embedding for "no condition", the classifier-free guidance branch) through FiLM."""
+class FlowPrior(nn.Module):
+    """Rectified flow over latents (N, C, 15, 10): the time + genre conditioning (mean of the ticked genres'
+    embeddings; a learned null embedding for "no condition", the classifier-free guidance branch), the
+    flow-matching loss and the seeded sampler. A subclass is the velocity field v(x_t, t, c): `LatentPrior`."""
 
-    def __init__(self, latent_channels: int = 64, width: int = 128, num_genres: int = G.NUM_GENRES,
-                 blocks: Sequence[int] = (2, 3), emb_dim: int = 256):
+    def __init__(self, num_genres: int, emb_dim: int):
         super().__init__()
-        w1, w2 = int(width), 2 * int(width)
         self.emb_dim = int(emb_dim)
         self.time = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.genre = nn.Linear(num_genres, emb_dim, bias=False)
         self.null = nn.Parameter(torch.zeros(emb_dim))
-        self.stem = nn.Conv2d(latent_channels, w1, 3, 1, 1)
-        self.down_blocks = nn.ModuleList([FiLMBlock(w1, emb_dim) for _ in range(blocks[0])])
-        self.down = nn.Conv2d(w1, w2, 3, 2, 1)
-        self.mid_blocks = nn.ModuleList([FiLMBlock(w2, emb_dim) for _ in range(blocks[1])])
-        self.attn = Attention(w2)
-        self.up = nn.Conv2d(w2, w1, 3, 1, 1)
-        self.merge = nn.Conv2d(2 * w1, w1, 1)
-        self.up_blocks = nn.ModuleList([FiLMBlock(w1, emb_dim) for _ in range(blocks[0])])
-        self.out_norm = nn.GroupNorm(8, w1)
-        self.out = nn.Conv2d(w1, latent_channels, 3, 1, 1)
-        nn.init.zeros_(self.out.weight), nn.init.zeros_(self.out.bias)
 
     def embed(self, t: torch.Tensor, c: Optional[torch.Tensor], drop: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Time + genre embedding; c None (or rows where `drop` is True) -> the null condition."""
@@ -242,23 +238,6 @@ class LatentPrior(nn.Module):
         if drop is not None:
             g = torch.where(drop[:, None], self.null.expand_as(g), g)
         return emb + g
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, c: Optional[torch.Tensor],
-                drop: Optional[torch.Tensor] = None) -> torch.Tensor:
-        emb = self.embed(t, c, drop)
-        h = self.stem(x)
-        for b in self.down_blocks:
-            h = b(h, emb)
-        skip = h
-        h = self.down(h)
-        for b in self.mid_blocks:
-            h = b(h, emb)
-        h = self.attn(h)
-        h = self.up(F.interpolate(h, size=skip.shape[-2:], mode="nearest"))
-        h = self.merge(torch.cat([h, skip], 1))
-        for b in self.up_blocks:
-            h = b(h, emb)
-        return self.out(F.silu(self.out_norm(h)))
 
     def loss(self, x1: torch.Tensor, c: torch.Tensor, generator: Optional[torch.Generator] = None,
              p_uncond: float = 0.15) -> torch.Tensor:
@@ -301,6 +280,44 @@ class LatentPrior(nn.Module):
         return x
 
 
+class LatentPrior(FlowPrior):
+    """The U-Net velocity field: two levels (15x10 at `width`, 8x5 at 2x`width` with self-attention), time and
+    genre through FiLM."""
+
+    def __init__(self, latent_channels: int = LATENT_CHANNELS, width: int = PRIOR_WIDTH, num_genres: int = G.NUM_GENRES,
+                 blocks: Sequence[int] = PRIOR_BLOCKS, emb_dim: int = 256):
+        super().__init__(num_genres, emb_dim)
+        w1, w2 = int(width), 2 * int(width)
+        self.stem = nn.Conv2d(latent_channels, w1, 3, 1, 1)
+        self.down_blocks = nn.ModuleList([FiLMBlock(w1, emb_dim) for _ in range(blocks[0])])
+        self.down = nn.Conv2d(w1, w2, 3, 2, 1)
+        self.mid_blocks = nn.ModuleList([FiLMBlock(w2, emb_dim) for _ in range(blocks[1])])
+        self.attn = Attention(w2)
+        self.up = nn.Conv2d(w2, w1, 3, 1, 1)
+        self.merge = nn.Conv2d(2 * w1, w1, 1)
+        self.up_blocks = nn.ModuleList([FiLMBlock(w1, emb_dim) for _ in range(blocks[0])])
+        self.out_norm = nn.GroupNorm(8, w1)
+        self.out = nn.Conv2d(w1, latent_channels, 3, 1, 1)
+        nn.init.zeros_(self.out.weight), nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: Optional[torch.Tensor],
+                drop: Optional[torch.Tensor] = None) -> torch.Tensor:
+        emb = self.embed(t, c, drop)
+        h = self.stem(x)
+        for b in self.down_blocks:
+            h = b(h, emb)
+        skip = h
+        h = self.down(h)
+        for b in self.mid_blocks:
+            h = b(h, emb)
+        h = self.attn(h)
+        h = self.up(F.interpolate(h, size=skip.shape[-2:], mode="nearest"))
+        h = self.merge(torch.cat([h, skip], 1))
+        for b in self.up_blocks:
+            h = b(h, emb)
+        return self.out(F.silu(self.out_norm(h)))
+
+
 # ------------------------------------------------------------------------------------------------ shipped model
 class LatentGenerator(GenerativeNet, hub.HubMixin):
     """Projection + decoder + prior: `forward(z, c)` -> posters (N, 3, 240, 160) in [-1, 1] from the prior's noise
@@ -308,9 +325,9 @@ class LatentGenerator(GenerativeNet, hub.HubMixin):
 
     arch = "latent"
 
-    def __init__(self, arch: str = "latent", latent_channels: int = 64,
-                 decoder_widths: Sequence[int] = (256, 128, 64, 32), decoder_blocks: Sequence[int] = (2, 1, 1, 0),
-                 prior_width: int = 128, prior_blocks: Sequence[int] = (2, 3), genres: Sequence[str] = G.GENRES,
+    def __init__(self, arch: str = "latent", latent_channels: int = LATENT_CHANNELS,
+                 decoder_widths: Sequence[int] = DECODER_WIDTHS, decoder_blocks: Sequence[int] = DECODER_BLOCKS,
+                 prior_width: int = PRIOR_WIDTH, prior_blocks: Sequence[int] = PRIOR_BLOCKS, genres: Sequence[str] = G.GENRES,
                  genre_prior: Optional[dict] = None, sample_steps: int = 16, guidance: float = 2.0,
                  novelty_threshold: Optional[float] = None, preferred: bool = False):
         super().__init__()

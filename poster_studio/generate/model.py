@@ -317,7 +317,7 @@ class ProjectedPosterGAN(GenerativeNet, hub.HubMixin):
 
 class ProjectedCritic(nn.Module):
     """Projected GAN discriminator (Sauer et al. 2021) for multi-label posters. The frozen ImageNet
-    EfficientNet-Lite0's first four stages (1/4, 1/8, 1/16, 1/32) see the poster at its own 2:3 shape; fixed random
+    EfficientNet-Lite0's (or, `variant=1`, Lite1's: the same stages, deeper) first four stages (1/4, 1/8, 1/16, 1/32) see the poster at its own 2:3 shape; fixed random
     1x1 convs mix channels (CCM) and fixed random 3x3 convs mix each scale with the upsampled coarser one (CSM);
     a small trainable head with spectral norm per scale gives patch logits plus a projection term
     <embed(c), h> of the multi-hot genre condition. Returns (N, patches) logits over all scales (hinge loss).
@@ -326,11 +326,11 @@ class ProjectedCritic(nn.Module):
     STAGES = ((0, 2), (2, 3), (3, 5), (5, 7))  # EfficientNet-Lite0 blocks per stage (Projected GAN's split)
 
     def __init__(self, num_genres: int = G.NUM_GENRES, mix_channels: Sequence[int] = (64, 128, 256, 512),
-                 head_channels: int = 64, pretrained: bool = True, seed: int = 0):
+                 head_channels: int = 64, pretrained: bool = True, seed: int = 0, variant: int = 0):
         super().__init__()
-        from ..backbones import efficientnet_lite0
+        from ..backbones import efficientnet_lite
 
-        net = efficientnet_lite0(pretrained=pretrained)
+        net = efficientnet_lite(variant, pretrained=pretrained)
         self.stem = nn.Sequential(net.conv_stem, net.bn1)
         self.stages = nn.ModuleList([nn.Sequential(*net.blocks[a:b]) for a, b in self.STAGES])
         feat_ch = [self.stages[i][-1][-1].conv_pwl.out_channels for i in range(4)]

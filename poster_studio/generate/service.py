@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ from ..checks import check_choice, check_float, check_int
 from ..device import default_device
 from ..errors import CheckpointError, InvalidArgumentError
 from ..images import to_pils
+from ..progress import Steps
 from ..upscale import Upscaler
 from .latent import LATENT_CHECKPOINT, LatentGenerator
 from .model import ARCHS, CHECKPOINT_NAME, GenerativeNet, norm_condition
@@ -86,10 +88,11 @@ class PosterGenerator:
     UPSCALED_SIZE = (400, 600)  # (W, H)
     ENGINES = ENGINES
     NOVELTY_TRIES = 3  # redraws of a poster that is too close to a training poster
+    MAX_GUIDANCE = 30  # classifier-guidance steps (latent engine, guidance.py)
 
     def __init__(self, net: Optional[GenerativeNet] = None, device: Optional[torch.device] = None,
                  upscaler: Optional[Upscaler] = None, typesetter: Optional[PosterTypesetter] = None,
-                 engines: Optional[dict[str, GenerativeNet]] = None, novelty: Any = None):
+                 engines: Optional[dict[str, GenerativeNet]] = None, novelty: Any = None, guidance: Any = None):
         self.typesetter = typesetter or PosterTypesetter()  # its title model (checkpoints/titles) loads on first use
         self.device = device or default_device()
         given = dict(engines or {})
@@ -106,6 +109,7 @@ class PosterGenerator:
                                                                   or "instant" not in self.nets) else "instant"
         self.net = net = self.nets[self.default_engine]
         self.novelty = novelty  # NoveltyCheck or None
+        self.guidance = guidance  # ClassifierGuidance or None (then guidance steps are refused with a reason)
         self.novelty_redraws = 0  # posters redrawn for novelty since the service started (reported by evaluation)
         self.upscaler = upscaler  # 400x600 output: the learned upscaler when given, else Lanczos
         self.genres = tuple(getattr(net, "genres", None) or G.GENRES)  # the checkpoint's own genre order
@@ -144,17 +148,22 @@ class PosterGenerator:
                     log.info("no %s engine: %s", engine, str(exc).splitlines()[0])
             if not nets:
                 raise errors[-1]
-        checker = None
+        checker = guide = None
         latent = nets.get("latent")
-        if novelty and latent is not None and getattr(latent, "novelty_threshold", None):
+        if latent is not None:  # the classifier: the novelty check and classifier guidance of the latent engine
             try:
                 from ..classify import Classifier
+                from .guidance import ClassifierGuidance
                 from .novelty import NoveltyCheck
 
-                checker = NoveltyCheck(Classifier.load(hub_repo=hub_repo), latent.novelty_threshold)
+                clf = Classifier.load(hub_repo=hub_repo)
+                guide = ClassifierGuidance(clf)
+                if novelty and getattr(latent, "novelty_threshold", None):
+                    checker = NoveltyCheck(clf, latent.novelty_threshold)
             except Exception as exc:  # no classifier: posters are served unchecked, and the log says so
-                log.warning("latent engine without its novelty check: %s", str(exc).splitlines()[0])
-        return cls(engines=nets, upscaler=upscaler, typesetter=PosterTypesetter(hub_repo=hub_repo), novelty=checker)
+                log.warning("latent engine without its novelty check and guidance: %s", str(exc).splitlines()[0])
+        return cls(engines=nets, upscaler=upscaler, typesetter=PosterTypesetter(hub_repo=hub_repo), novelty=checker,
+                   guidance=guide)
 
     @property
     def engines(self) -> tuple[str, ...]:
@@ -170,6 +179,15 @@ class PosterGenerator:
     def native_size(self) -> tuple[int, int]:
         return self.net.native_size
 
+    def native_sizes(self) -> dict[str, tuple[int, int]]:
+        """Each installed engine's native (W, H)."""
+        return {e: net.native_size for e, net in self.nets.items()}
+
+    @property
+    def morph_engine(self) -> str:
+        """The engine the morph strip runs on: the instant GAN when installed (its z space morphs smoothly)."""
+        return "instant" if "instant" in self.nets else self.default_engine
+
     @property
     def arch(self) -> str:
         return self.net.arch
@@ -177,7 +195,8 @@ class PosterGenerator:
     # -- arguments
     def check_inputs(self, *, genres: Any = _UNSET, n: Any = _UNSET, seed: Any = _UNSET, truncation: Any = _UNSET,
                      size: Any = _UNSET, steps: Any = _UNSET, title: Any = _UNSET, tagline: Any = _UNSET,
-                     credits: Any = _UNSET, typography: Any = _UNSET, engine: Any = _UNSET) -> dict:
+                     credits: Any = _UNSET, typography: Any = _UNSET, engine: Any = _UNSET,
+                     guidance: Any = _UNSET) -> dict:
         """Validated arguments (only those given; None is a missing value, except genres None = any genre and
         engine None = the default engine); InvalidArgumentError with a one-line message otherwise."""
         out: dict = {}
@@ -210,6 +229,16 @@ class PosterGenerator:
             out["size"] = check_choice("Size", size, self.SIZES)
         if steps is not _UNSET:
             out["steps"] = check_int("Frames", steps, self.MIN_MORPH_STEPS, self.MAX_MORPH_STEPS)
+        if guidance is not _UNSET:
+            steps_ = 0 if guidance is None else check_int("Guidance steps", guidance, 0, self.MAX_GUIDANCE)
+            engine_ = out.get("engine", self.default_engine)
+            if steps_ and engine_ != "latent":
+                raise InvalidArgumentError(f"Classifier guidance works on the latent engine only, not the {engine_} "
+                                           "one: pick the latent engine or set guidance to 0.")
+            if steps_ and self.guidance is None:
+                raise InvalidArgumentError("Classifier guidance needs the classifier (checkpoints/classifier), which "
+                                           "is not installed here: set guidance to 0.")
+            out["guidance"] = steps_
         texts = {k: v for k, v in (("title", title), ("tagline", tagline), ("credits", credits),
                                    ("typography", typography)) if v is not _UNSET}
         out.update(self.typesetter.check_inputs(**texts))  # the typography arguments: typography.py
@@ -236,18 +265,44 @@ class PosterGenerator:
         return self._prior_vectors[idx]
 
     @torch.no_grad()
-    def render(self, z: torch.Tensor, c: torch.Tensor, size: str = "native",
-               engine: Optional[str] = None) -> list[Image.Image]:
+    def render(self, z: torch.Tensor, c: torch.Tensor, size: str = "native", engine: Optional[str] = None,
+               guidance: int = 0, progress: Optional[Callable] = None,
+               cancel: Optional[threading.Event] = None) -> list[Image.Image]:
+        """Posters from noise z and conditions c (unchecked). Latent engine: `guidance` classifier-guidance steps;
+        `progress(Steps)` after each prior and guidance step; `cancel` ends the guidance early (the posters as far
+        as they got)."""
         engine = engine or self.default_engine
-        imgs = to_pils(self.nets[engine](z.to(self.device), c.to(self.device)), (-1.0, 1.0))
-        if engine == "latent" and self.novelty is not None:
-            imgs = self._redraw_copies(imgs, z, c)
+        if engine == "latent":
+            imgs = self._latent_posters(z, c, guidance, progress, cancel)
+            if self.novelty is not None:
+                imgs = self._redraw_copies(imgs, z, c, guidance)
+        else:
+            imgs = to_pils(self.nets[engine](z.to(self.device), c.to(self.device)), (-1.0, 1.0))
         if size == "400x600":
             imgs = [self.upscaler.upscale(im, self.UPSCALED_SIZE) if self.upscaler is not None else
                     im.resize(self.UPSCALED_SIZE, Image.Resampling.LANCZOS) for im in imgs]
         return imgs
 
-    def _redraw_copies(self, imgs: list[Image.Image], z: torch.Tensor, c: torch.Tensor) -> list[Image.Image]:
+    def _latent_posters(self, z: torch.Tensor, c: torch.Tensor, guidance: int = 0, progress: Optional[Callable] = None,
+                        cancel: Optional[threading.Event] = None) -> list[Image.Image]:
+        """The latent engine: the prior's sample, then `guidance` steps (seeded by z: same z, same posters)."""
+        net = self.nets["latent"]
+        z, c = z.to(self.device), c.to(self.device)
+        total = net.sample_steps + guidance
+
+        def report(done: int) -> None:
+            if progress is not None:
+                progress(Steps(done, total))
+
+        lat = net.sample_latents(z, c, callback=lambda i, n, x: report(i))
+        if guidance:
+            gen = torch.Generator().manual_seed(int(z.abs().sum().item() * 1e6) % (2**31))
+            lat = self.guidance(net.decode, lat, c, guidance, gen, cancel=cancel,
+                                callback=lambda i, n, x: report(net.sample_steps + i))
+        return to_pils(net.decode(lat).clamp(0, 1))
+
+    def _redraw_copies(self, imgs: list[Image.Image], z: torch.Tensor, c: torch.Tensor,
+                       guidance: int = 0) -> list[Image.Image]:
         """Posters of the latent engine that are too close to a training poster, redrawn from fresh noise seeded by
         the first noise (deterministic); after NOVELTY_TRIES the last draw stays."""
         net = self.nets["latent"]
@@ -260,7 +315,7 @@ class PosterGenerator:
             self.novelty_redraws += len(idx)
             gen = torch.Generator().manual_seed(int(z[idx[0]].abs().sum().item() * 1e6) % (2**31) + attempt)
             z2 = torch.randn(len(idx), net.z_dim, generator=gen) * z[idx].std(1, keepdim=True)
-            new = to_pils(net(z2.to(self.device), c[idx].to(self.device)), (-1.0, 1.0))
+            new = self._latent_posters(z2, c[idx], guidance)
             redo = self.novelty.too_close(new)
             for j, i in enumerate(idx):
                 imgs[i] = new[j]
@@ -271,12 +326,16 @@ class PosterGenerator:
 
     # -- the service
     def generate(self, genres: Sequence[str] = (), n: int = 8, seed: int = 0, truncation: float = 0.7,
-                 size: str = "native", engine: Optional[str] = None) -> list[Image.Image]:
+                 size: str = "native", engine: Optional[str] = None, guidance: int = 0,
+                 progress: Optional[Callable] = None, cancel: Optional[threading.Event] = None) -> list[Image.Image]:
         """`n` posters for the genre set (empty = any genre) from `engine` (None: the default); same arguments ->
-        identical images."""
-        a = self.check_inputs(genres=genres, n=n, seed=seed, truncation=truncation, size=size, engine=engine)
+        identical images. `guidance`: classifier-guidance steps (latent engine; 0 = none); `progress(Steps)` is
+        called after each step of the latent engine; `cancel` ends the guidance early."""
+        a = self.check_inputs(genres=genres, n=n, seed=seed, truncation=truncation, size=size, engine=engine,
+                              guidance=guidance)
         z, gen = self.latents(a["n"], a["seed"], a["truncation"], a["engine"])
-        return self.render(z, self.conditions(a["genres"], a["n"], gen), a["size"], a["engine"])
+        return self.render(z, self.conditions(a["genres"], a["n"], gen), a["size"], a["engine"], a["guidance"],
+                           progress, cancel)
 
     def poster_genres(self, genres: Sequence[str], n: int, seed: int,
                       engine: Optional[str] = None) -> list[tuple[str, ...]]:
@@ -309,7 +368,7 @@ class PosterGenerator:
         instant engine when installed (its z space morphs smoothly), else the default."""
         a = self.check_inputs(genres=genres_a, seed=seed_a, steps=steps, size=size, truncation=truncation)
         b = self.check_inputs(genres=genres_b, seed=seed_b)
-        engine = "instant" if "instant" in self.nets else self.default_engine
+        engine = self.morph_engine
         za, gen_a = self.latents(1, a["seed"], a["truncation"], engine)
         zb, gen_b = self.latents(1, b["seed"], a["truncation"], engine)
         # interpolate the normalised genre weights so "A" -> "A+B" moves smoothly
