@@ -583,3 +583,35 @@ def test_an_upload_is_refused_at_once_while_the_queue_is_full():
     mw.fake_app = types.SimpleNamespace(get_blocks=lambda: types.SimpleNamespace(_queue=Queue(5)))
     _asgi_post(mw, "/gradio_api/queue/join", [b"{}"])
     assert reached[-1] == "/gradio_api/queue/join"  # the join itself: Gradio's own "queue full" answer
+
+
+def test_latent_generate_reports_steps_and_stop_guiding_marks_the_captions():
+    """The latent engine's run goes through the service's step reports (the bar says "step i of n"), and a run
+    whose guidance was stopped says so in its captions instead of the steps asked for."""
+    import app
+    from poster_studio.progress import Steps
+
+    class Latent(_FakeGenerator):
+        engines, default_engine = ("latent", "instant"), "latent"
+        calls: list = []
+
+        def check_inputs(self, engine=None):
+            return {"engine": engine or "latent"}
+
+        def generate(self, genres, n, seed, truncation, size, engine=None, guidance=0, progress=None, cancel=None):
+            self.calls.append((engine, guidance))
+            for i in range(1, 4):
+                progress(Steps(i, 3))
+            if guidance >= 20:  # a visitor presses Stop guiding during a long run
+                cancel.set()
+            return [Image.new("RGB", (160, 240), (i, 0, 0)) for i in range(n)]
+
+    bars = []
+    demo = app.build_demo(_ready_services(generator=Latent()))
+    fn = _fn(demo, "generate")
+    out = fn(["Drama"], 2, 3, 1.0, "native", "", "", "", None, "latent", 10, progress=lambda f, desc="": bars.append(desc))
+    assert [c for _, c in out] == ["#1 · seed 3 · Drama · guided 10 steps", "#2 · seed 3 · Drama · guided 10 steps"]
+    assert any("step 3 of 3" in d for d in bars)
+    out = fn(["Drama"], 1, 3, 1.0, "native", "", "", "", None, "latent", 25, progress=lambda f, desc="": None)
+    assert out[0][1] == "#1 · seed 3 · Drama · guidance stopped early"
+    assert Latent.calls == [("latent", 10), ("latent", 25)]

@@ -365,12 +365,13 @@ def progress_text(what: str, fraction: Optional[float], started: float) -> str:
 
 def run_reported(job, progress, desc: str, cancel: threading.Event) -> Any:
     """`job(progress=cb)` (a service that reports progress.Steps) in a worker thread while Gradio's bar shows its
-    step count and the elapsed time; returns its result or raises its error (run_watched)."""
+    step count and the elapsed time; returns (its result, whether `cancel` was set when it finished: run_watched
+    sets it afterwards, on closing) or raises its error."""
     started = time.monotonic()
     progress(0.0, desc=desc)
     for kind, payload in run_watched(job, cancel):
         if kind == "done":
-            return payload
+            return payload, cancel.is_set()
         if kind == "progress":
             fraction = payload[0]
             where = f"step {fraction.done} of {fraction.total}" if getattr(fraction, "total", None) else ""

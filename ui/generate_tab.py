@@ -143,10 +143,9 @@ def build(services: Services, files: OutputFiles):
         if engine == "latent":  # the service reports each prior and guidance step; Stop guiding ends the guidance
             key, cancel = cancels.start(request)
             try:
-                images = run_reported(lambda progress: gen.generate(
+                images, stopped = run_reported(lambda progress: gen.generate(
                     genres, n=count, seed=seed, truncation=truncation, size=size, engine=engine, guidance=guidance,
                     progress=progress, cancel=cancel), progress, "Generating posters", cancel)
-                stopped = cancel.is_set()
             finally:
                 cancels.finish(key)
         else:  # the instant GAN reports no steps: the bar moves over the time such posters took before
