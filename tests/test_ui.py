@@ -596,7 +596,7 @@ def test_latent_generate_reports_steps_and_stop_guiding_marks_the_captions():
         calls: list = []
 
         def check_inputs(self, engine=None):
-            return {"engine": engine or "latent"}
+            return {"engine": (engine or "latent").lower()}
 
         def generate(self, genres, n, seed, truncation, size, engine=None, guidance=0, progress=None, cancel=None):
             self.calls.append((engine, guidance))
@@ -614,4 +614,20 @@ def test_latent_generate_reports_steps_and_stop_guiding_marks_the_captions():
     assert any("step 3 of 3" in d for d in bars)
     out = fn(["Drama"], 1, 3, 1.0, "native", "", "", "", None, "latent", 25, progress=lambda f, desc="": None)
     assert out[0][1] == "#1 · seed 3 · Drama · guidance stopped early"
-    assert Latent.calls == [("latent", 10), ("latent", 25)]
+    # the API may spell the engine in any case: the tab takes the service's own name for it
+    out = fn(["Drama"], 1, 3, 1.0, "native", "", "", "", None, "LATENT", 0, progress=lambda f, desc="": None)
+    assert out[0][1] == "#1 · seed 3 · Drama"
+    assert Latent.calls == [("latent", 10), ("latent", 25), ("latent", 0)]
+
+
+def test_guidance_slider_follows_the_engine_and_the_classifier():
+    from ui.generate_tab import VISITOR_GUIDANCE, guidance_setting
+
+    class Guided(_FakeGenerator):
+        guidance = object()
+
+    slot = _ready_services(generator=Guided()).generator
+    assert guidance_setting(slot, "latent") == {"value": VISITOR_GUIDANCE, "interactive": True}
+    assert guidance_setting(slot, "instant") == {"value": 0, "interactive": False}
+    unguided = _ready_services(generator=_FakeGenerator()).generator  # no classifier: guidance would be refused
+    assert guidance_setting(unguided, "latent") == {"value": 0, "interactive": False}

@@ -72,6 +72,14 @@ def size_choices(slot, morph: bool = False) -> list[tuple[str, str]]:
     return [(native, "native"), (up, "400x600")]
 
 
+def guidance_setting(slot, engine: str | None) -> dict:
+    """The guidance slider for an engine: VISITOR_GUIDANCE steps on the latent engine when the service can guide
+    (its classifier is installed), else 0 and locked (the service would refuse any other value)."""
+    gen = slot.service
+    can = engine == "latent" and gen is not None and getattr(gen, "guidance", None) is not None
+    return {"value": VISITOR_GUIDANCE if can else 0, "interactive": can}
+
+
 def build(services: Services, files: OutputFiles):
     """The tab's layout and events; returns (components, refresh function) for the page's load event."""
     L = PosterGenerator
@@ -138,7 +146,7 @@ def build(services: Services, files: OutputFiles):
     def generate(genres, count, seed, truncation, size, title="", tagline="", credits="", typography=None,
                  engine=None, guidance=0, progress=gr.Progress(), request: gr.Request = None):
         gen = services.generator.get()
-        engine = engine or gen.default_engine  # a wrong name is refused by gen.generate
+        engine = gen.check_inputs(engine=engine)["engine"]  # the service's own name for it (None: the default)
         stopped = False
         if engine == "latent":  # the service reports each prior and guidance step; Stop guiding ends the guidance
             key, cancel = cancels.start(request)
@@ -200,10 +208,7 @@ def build(services: Services, files: OutputFiles):
 
     cancel_button.click(stop_guiding, None, None, api_visibility="private", queue=False)
     def guidance_for(engine_name):
-        """The guidance slider for an engine: VISITOR_GUIDANCE steps on the latent engine, 0 and locked elsewhere
-        (the service refuses guidance on the instant GAN)."""
-        latent = engine_name == "latent"
-        return gr.Slider(value=VISITOR_GUIDANCE if latent else 0, interactive=latent)
+        return gr.Slider(**guidance_setting(services.generator, engine_name))
 
     engine.input(guidance_for, engine, guidance, api_visibility="private", queue=False)
 

@@ -69,6 +69,11 @@ def engine_of(net: GenerativeNet) -> str:
     return "latent" if net.arch == LatentGenerator.arch else "instant"
 
 
+def _seed_of(z: torch.Tensor) -> int:
+    """A seed derived from the noise itself, so what follows a draw (redraws, guidance views) repeats with it."""
+    return int(z.abs().sum().item() * 1e6) % (2**31)
+
+
 _UNSET: Any = object()  # check_inputs: "argument not given" (None is a value the user can send: a cleared field)
 
 
@@ -296,7 +301,7 @@ class PosterGenerator:
 
         lat = net.sample_latents(z, c, callback=lambda i, n, x: report(i))
         if guidance:
-            gen = torch.Generator().manual_seed(int(z.abs().sum().item() * 1e6) % (2**31))
+            gen = torch.Generator().manual_seed(_seed_of(z))
             lat = self.guidance(net.decode, lat, c, guidance, gen, cancel=cancel,
                                 callback=lambda i, n, x: report(net.sample_steps + i))
         return to_pils(net.decode(lat).clamp(0, 1))
@@ -313,7 +318,7 @@ class PosterGenerator:
             if not idx:
                 break
             self.novelty_redraws += len(idx)
-            gen = torch.Generator().manual_seed(int(z[idx[0]].abs().sum().item() * 1e6) % (2**31) + attempt)
+            gen = torch.Generator().manual_seed(_seed_of(z[idx[0]]) + attempt)
             z2 = torch.randn(len(idx), net.z_dim, generator=gen) * z[idx].std(1, keepdim=True)
             new = self._latent_posters(z2, c[idx], guidance)
             redo = self.novelty.too_close(new)
