@@ -270,6 +270,58 @@ def test_classifier_guidance_moves_latents_toward_the_genre_and_is_seeded():
     assert calls == [1, 2]
 
 
+class EmbeddingClassifier(TinyClassifier):
+    """TinyClassifier with an embedding (the mean colour, L2-normalised by the guidance) and an embeddings index of
+    'training posters' (`bank`), as classify.Classifier has."""
+
+    class Net(TinyClassifier.Net):
+        def stem(self, x):
+            return x
+
+        def trunk(self, f):
+            return f
+
+        def head_from_map(self, fmap):
+            return self.forward(fmap), fmap.mean((2, 3))
+
+    def __init__(self, bank):
+        self.model = self.Net()
+        self.index = __import__("types").SimpleNamespace(embeddings=bank)
+
+
+def test_guidance_repels_posters_from_their_nearest_training_poster():
+    """Each poster starts next to a 'training poster' of the index, closer than the novelty threshold: with `repel`
+    the hinge pushes it out past the threshold, without it nothing moves it (no genre asked: the score pulls
+    nowhere)."""
+    import torch.nn.functional as F
+    import torchvision.transforms.v2.functional as TF
+
+    from poster_studio.data import IMAGENET_MEAN, IMAGENET_STD
+    from poster_studio.generate.guidance import REPEL_MARGIN, ClassifierGuidance
+
+    def decode(z):  # a decoder whose colours follow the latent closely
+        return torch.sigmoid(F.interpolate(z[:, :3], scale_factor=4.0))
+
+    z0 = torch.randn(3, 8, 15, 10, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        x0 = F.interpolate(decode(z0), size=(48, 32), mode="bilinear", antialias=True)
+        emb = F.normalize(TF.normalize(x0, IMAGENET_MEAN, IMAGENET_STD).mean((2, 3)), dim=1)
+        bank = F.normalize(emb + 0.005 * torch.randn(emb.shape, generator=torch.Generator().manual_seed(1)), dim=1)
+    c = torch.zeros(3, G.NUM_GENRES)
+    threshold = 0.02
+    plain = ClassifierGuidance(EmbeddingClassifier(bank), lr=0.3, anchor=0.01)
+    repel = ClassifierGuidance(EmbeddingClassifier(bank), lr=0.3, anchor=0.01, repel=threshold)
+    assert plain.repel is None and repel.repel == pytest.approx(threshold * REPEL_MARGIN)
+    with torch.no_grad():
+        start = repel.nearest_distance(decode(z0).clamp(0, 1))
+        assert float(start.max()) < threshold
+        kept = repel.nearest_distance(decode(plain(decode, z0, c, 8, torch.Generator())).clamp(0, 1))
+        moved = repel.nearest_distance(decode(repel(decode, z0, c, 8, torch.Generator())).clamp(0, 1))
+    assert torch.allclose(kept, start, atol=1e-4), (kept, start)
+    assert bool((moved > threshold).all()), moved
+    assert ClassifierGuidance(TinyClassifier(), repel=threshold).repel is None  # no index: nothing to repel from
+
+
 def test_service_guidance_steps_progress_and_refusals():
     from poster_studio.errors import InvalidArgumentError
     from poster_studio.generate.guidance import ClassifierGuidance

@@ -24,7 +24,7 @@ from poster_studio.errors import BusyError, CheckpointError, InvalidArgumentErro
 from poster_studio.images import fit_image, image_notes, load_image, to_tensor
 from poster_studio.transfer import (AdaINDecoder, ExemplarBank, GatysConfig, GatysEngine, GenreTransfer, genre_scores,
                                     select_exemplars)
-from poster_studio.transfer.evaluate import evaluate_transfer, ssim
+from poster_studio.transfer.evaluate import blotch_share, evaluate_transfer, ssim
 from poster_studio.transfer.style import (ENCODER_LAYER, GenreStyle, blend_colors, blend_statistics, match_colors,
                                           rgb_to_yiq, style_statistics)
 
@@ -600,3 +600,24 @@ def test_validated_exemplars_judge_candidates_then_grow_the_blend_while_it_helps
                                                 labels=labels)
     assert {r["id"] for r in report} == {"p0", "p1", "p2", "p4", "p5"}
     assert rows[0] == 4 and 3 not in rows
+
+
+def test_blotch_share_counts_dark_spots_on_bright_smooth_regions_not_an_even_grade():
+    """A bright, smooth picture (a sky) with a textured strip: dark blotches on the sky count, an even darker colour
+    grade does not, the texture strip never does (not smooth), and a dark input has nothing to count."""
+    rng = np.random.default_rng(0)
+    sky = np.full((96, 64, 3), 210, np.uint8)
+    sky[:, :16] = rng.integers(0, 255, (96, 16, 3))  # texture: not a smooth region
+    content = Image.fromarray(sky)
+    assert blotch_share(content, content) == 0.0
+    graded = Image.fromarray((sky.astype(np.float32) * [0.8, 0.7, 0.9]).astype(np.uint8))  # even, darker, tinted
+    assert blotch_share(content, graded) < 0.02
+    spots = sky.copy()
+    for y, x in ((20, 30), (60, 45), (75, 25)):
+        spots[y - 6:y + 6, x - 6:x + 6] = 40
+    share = blotch_share(content, Image.fromarray(spots))
+    assert 0.05 < share < 0.25, share  # 3 spots of 12x12 on ~48x96 smooth pixels (the blur trims their rims)
+    noisy = spots.copy()
+    noisy[:, :16] = 0  # wiping the texture strip changes nothing: it is not a bright smooth region
+    assert blotch_share(content, Image.fromarray(noisy)) == pytest.approx(share, abs=0.01)
+    assert blotch_share(Image.fromarray(np.full((96, 64, 3), 30, np.uint8)), Image.fromarray(spots)) == 0.0

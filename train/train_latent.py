@@ -19,8 +19,10 @@ Stages (state under --work, default runs/latent; each reruns where it stopped):
            threshold (generate/novelty.py) measured on val posters goes into its config.
   evaluate the ablation: --n posters per genre from each prior (flow matching with and without classifier-free
            guidance, a per-genre Gaussian mixture, the instant GAN's posters encoded by E), all decoded by the same
-           G, and the instant GAN itself; evaluate-generator's metrics (both feature spaces, both judges), novelty
-           rejections and seconds per poster, into <work>/ablation.json.
+           G, and the instant GAN itself, and 'recon' (val posters through E and G: what the decoder alone keeps);
+           evaluate-generator's metrics (both feature spaces, both judges), novelty rejections and seconds per
+           poster, into <work>/ablation.json. --temperature and --cfg change the flow rows' sampling (name them
+           with --tag).
 """
 from __future__ import annotations
 
@@ -83,6 +85,13 @@ def parse_args(argv=None):
     p.add_argument("--tag", default="", help="evaluate: appended to the rows' names (e.g. +adv for a new decoder)")
     p.add_argument("--guidance-steps", type=int, default=10, help="evaluate: classifier-guidance steps (flow-guided)")
     p.add_argument("--n-guided", type=int, default=20, help="evaluate: posters per genre of the flow-guided row")
+    p.add_argument("--temperature", type=float, default=1.0, help="evaluate: scale of the prior's noise (flow rows)")
+    p.add_argument("--cfg", type=float, default=None,
+                   help="evaluate: classifier-free guidance scale of the flow rows (default: the checkpoint's)")
+    p.add_argument("--no-repel", action="store_true",
+                   help="evaluate: classifier guidance without the novelty repulsion (the ablation row before it)")
+    p.add_argument("--prior-init", default=None,
+                   help="prior: EMA weights (safetensors) that a new prior run starts from, e.g. the shipped prior's")
     return p.parse_args(argv)
 
 
@@ -367,7 +376,9 @@ def train_prior(args) -> None:
     labels2 = torch.cat([labels, labels])
     print(f"latents {tuple(lat.shape)} mean {lat.mean():.3f} std {lat.std():.3f}", flush=True)
     prior = LatentPrior(args.latent_channels)  # the shipped sizes (latent.py)
-    loop = Loop(args, "prior", prior, ("loss",))
+    loop = Loop(args, "prior", prior, ("loss",), init_from=Path(args.prior_init) if args.prior_init else None)
+    if args.prior_init and loop.step == 0:  # the card counts the run it continues
+        (loop.dir / "init.json").write_text(json.dumps({"init_from": str(args.prior_init)}))
     gen = torch.Generator().manual_seed(args.seed + 1 + loop.step)
     dec_path = work / args.decoder_run / "ema.safetensors"
 
@@ -393,6 +404,10 @@ def train_prior(args) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ export
+# the first prior run (shipped on 2026-12-01), which later prior runs continue with --prior-init
+PRIOR_BEFORE = {"steps": 6400, "minutes": 23.1, "batch": 64, "images_seen": 409600}
+
+
 def export(args) -> None:
     from poster_studio.data import read_labels
 
@@ -409,6 +424,9 @@ def export(args) -> None:
         info[name] = {"steps": int(st["step"]), "minutes": round(float(st["seconds"]) / 60, 1),
                       "batch": int(st.get("batch", args.batch)),
                       "images_seen": int(st["step"]) * int(st.get("batch", args.batch))}
+        init = work / name / "init.json"
+        if init.is_file():  # a run that continued earlier weights: those weights' training too
+            info[name]["continued"] = PRIOR_BEFORE if name == "prior" else json.loads(init.read_text())
     ablation_path = work / "ablation.json"  # --stage evaluate's rows, summarised into the card when there
     metrics = {}
     if ablation_path.is_file():
@@ -455,7 +473,7 @@ def novelty_threshold(args) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ ablation
-VARIANTS = ("flow", "flow-cfg1", "flow-guided", "mixture", "gan-encoded", "gan")
+VARIANTS = ("flow", "flow-cfg1", "flow-guided", "mixture", "gan-encoded", "gan", "recon")
 
 
 def evaluate(args) -> None:
@@ -472,7 +490,9 @@ def evaluate(args) -> None:
     net = latent.net
     clf = Classifier.load()
     check = NoveltyCheck(clf, net.novelty_threshold or 0.0)
-    guide = ClassifierGuidance(clf)  # the classifier guides this row: only the VGG-19 probe judges it independently
+    # the classifier guides this row (as the service does: with the novelty repulsion unless --no-repel), so only the
+    # VGG-19 probe judges it independently
+    guide = ClassifierGuidance(clf, repel=None if args.no_repel else net.novelty_threshold)
     results_path = work / "ablation.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     mixture = None
@@ -481,6 +501,10 @@ def evaluate(args) -> None:
         lat = torch.cat([proj.encode(feats["plain"][i:i + 512]) for i in range(0, len(feats["labels"]), 512)])
         mixture = MixturePrior().fit(lat, feats["labels"])
     enc = LiteEncoder()
+    val_of_genre = {}
+    if "recon" in args.variants:
+        val = poster_cache(args.data, work, "val", size=IMAGE_SIZE)
+        val_of_genre = {g: val["images"][val["labels"][:, i] > 0] for i, g in enumerate(G.GENRES)}
     for variant in args.variants:
         t0, made = time.time(), []
         row_name = variant + args.tag
@@ -494,12 +518,15 @@ def evaluate(args) -> None:
                 seed = 1000 * gi + start
                 with torch.no_grad():
                     if variant in ("flow", "flow-cfg1", "flow-guided"):
-                        z, gen = latent.latents(n, seed, 1.0)
+                        z, gen = latent.latents(n, seed, args.temperature)
                         c = latent.conditions([genre], n, gen)
-                        lat_ = net.sample_latents(z, c, guidance=1.0 if variant == "flow-cfg1" else None)
+                        lat_ = net.sample_latents(z, c, guidance=1.0 if variant == "flow-cfg1" else args.cfg)
                         if variant == "flow-guided":
                             lat_ = guide(net.decode, lat_, c, args.guidance_steps, torch.Generator().manual_seed(seed))
                         images += to_pils(net.decode(lat_).clamp(0, 1))
+                    elif variant == "recon":  # val posters of the genre through E and G: the decoder's ceiling
+                        x = val_of_genre[genre][start:start + n].float().div(255)
+                        images += to_pils(net.decode(net.projection.encode(enc(x))).clamp(0, 1))
                     elif variant == "mixture":
                         images += to_pils(net.decode(mixture.sample(gi, n, seed)).clamp(0, 1))
                     elif variant == "gan-encoded":

@@ -6,6 +6,12 @@ scores). An anchor keeps each latent near the prior's sample, where the prior pu
 The score of genre g is its log-softmax over the classifier's genre logits (it must beat the other genres, which is
 what "the poster reads as g" means to an argmax judge). The classifier guides, so it is no longer an independent
 judge of guided posters: the VGG-19 probe, never in the loop, is (train_latent.py --stage evaluate).
+
+Guidance pulls a poster toward what the classifier finds most typical of a genre, which is also where the training
+posters of that genre sit in its embedding space: unchecked, it lands one guided poster in seven closer to a
+training poster than the novelty check allows (novelty.py). With `repel` (the novelty threshold), a hinge pushes
+the poster's full-view embedding away from its nearest training poster while it is within REPEL_MARGIN x threshold,
+so guided posters stay new without redraws.
 """
 from __future__ import annotations
 
@@ -20,13 +26,30 @@ from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..dream.render import random_view
 
 
+REPEL_MARGIN = 1.25  # the hinge acts inside this multiple of the novelty threshold
+REPEL_WEIGHT = 20.0
+
+
 class ClassifierGuidance:
     """guide(decoder, latents, c) -> latents. `classifier`: a classify.Classifier (its network at its input size).
     `lr` is Adam's step on the latent (which has unit variance per channel on average), `anchor` the weight of
-    ||z - z_prior||^2 per element, `views` random views per step."""
+    ||z - z_prior||^2 per element, `views` random views per step; `repel` the novelty threshold (None: no repulsion;
+    needs the classifier's embeddings index)."""
 
-    def __init__(self, classifier, lr: float = 0.05, anchor: float = 0.5, views: int = 2):
+    def __init__(self, classifier, lr: float = 0.05, anchor: float = 0.5, views: int = 2,
+                 repel: Optional[float] = None):
         self.classifier, self.lr, self.anchor, self.views = classifier, float(lr), float(anchor), int(views)
+        index = getattr(classifier, "index", None)
+        self.repel = None if repel is None or index is None else float(repel) * REPEL_MARGIN
+        self._bank = None if self.repel is None else index.embeddings.float()
+
+    def nearest_distance(self, images: torch.Tensor) -> torch.Tensor:
+        """(N,) distance from each poster's full-view embedding (L2-normalised) to its nearest training poster."""
+        x = F.interpolate(images, size=tuple(self.model.image_size), mode="bilinear", antialias=True,
+                          align_corners=False)
+        _, emb = self.model.head_from_map(self.model.trunk(self.model.stem(TF.normalize(x, IMAGENET_MEAN,
+                                                                                         IMAGENET_STD))))
+        return torch.cdist(F.normalize(emb, dim=1), self._bank).min(1).values
 
     @property
     def model(self) -> torch.nn.Module:
@@ -63,6 +86,8 @@ class ClassifierGuidance:
                     views = [random_view(x, size, generator) for _ in range(self.views)]
                     score = torch.stack([self.scores(v, c) for v in views]).mean(0)
                     loss = -score.sum() + self.anchor * (z - anchor).pow(2).mean((1, 2, 3)).sum()
+                    if self.repel is not None:
+                        loss = loss + REPEL_WEIGHT * F.relu(self.repel - self.nearest_distance(x)).sum()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                 opt.step()

@@ -162,7 +162,7 @@ class PosterGenerator:
                 from .novelty import NoveltyCheck
 
                 clf = Classifier.load(hub_repo=hub_repo)
-                guide = ClassifierGuidance(clf)
+                guide = ClassifierGuidance(clf, repel=getattr(latent, "novelty_threshold", None))
                 if novelty and getattr(latent, "novelty_threshold", None):
                     checker = NoveltyCheck(clf, latent.novelty_threshold)
             except Exception as exc:  # no classifier: posters are served unchecked, and the log says so

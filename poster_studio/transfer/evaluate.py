@@ -1,6 +1,7 @@
 """How good genre transfer is: the genre hit rate of restyled pictures under the project's classifier (which
 picked the exemplars) and under a second judge that did not (the VGG-19 genre probe, when its checkpoint is there),
-content kept (SSIM of luma) and seconds per image (`evaluate_transfer`).
+content kept (SSIM of luma), dark blotches over bright smooth regions (`blotch_share`) and seconds per image
+(`evaluate_transfer`).
 
 `evaluate_translate`: the translate engine on val posters (never trained on), per target genre, beside the fast
 engine on the same inputs and the untouched inputs: hit rates under both judges, SSIM and VGG-19 feature distance
@@ -46,6 +47,28 @@ def ssim(a: Image.Image, b: Image.Image) -> float:
     return float(m.mean())
 
 
+BRIGHT, SMOOTH, DARK_DROP = 0.55, 0.04, 0.30  # luma in [0, 1]; local std over a 9x9 window
+
+
+def blotch_share(content: Image.Image, output: Image.Image) -> float:
+    """The artefact measure (issue 21): of the input's bright, smooth pixels (luma >= BRIGHT, local standard deviation
+    of luma <= SMOOTH over 9x9: skin, sky, a white suit), the share whose luma falls by more than DARK_DROP in the
+    output after both are blurred a little (a 5x5 box: texture and grain are not blotches). A colour grade, even a
+    dark one, lowers such regions evenly and little; the fast engine's dark blotches and outlines drop them locally
+    by half or more. 0 when the input has no bright smooth region."""
+    def luma(im):
+        return rgb_to_yiq(to_tensor(im)[None])[:, :1]
+
+    x, y = luma(content), luma(output.resize(content.size, Image.Resampling.BICUBIC))
+    mean9 = F.avg_pool2d(x, 9, 1, 4, count_include_pad=False)
+    std9 = (F.avg_pool2d(x * x, 9, 1, 4, count_include_pad=False) - mean9 ** 2).clamp_min(0).sqrt()
+    region = (x >= BRIGHT) & (std9 <= SMOOTH)
+    if not bool(region.any()):
+        return 0.0
+    drop = F.avg_pool2d(x, 5, 1, 2, count_include_pad=False) - F.avg_pool2d(y, 5, 1, 2, count_include_pad=False)
+    return float((drop[region] > DARK_DROP).float().mean())
+
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
@@ -87,6 +110,7 @@ def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence
     result = {"engine": engine, "strength": strength, "size": f"{w}x{h}", "images": len(files),
               "content": [f.name for f in files],
               "content_preservation": "SSIM of luma vs the input fitted to the output size (1 = identical)",
+              "artefacts": "blotches: share of the input's bright smooth pixels turned dark (blotch_share; 0 = clean)",
               "genres": {}}
     base = classifier.predict_proba(contents)
     result["input_top1_share"] = {g: round(float((base.argmax(1) == G.GENRES.index(g)).mean()), 4) for g in gs}
@@ -103,6 +127,8 @@ def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence
         result["genres"][g] = {**result["genres"].get(g, {}), "hit_rate": round(hit, 4),
                                "mean_target_prob": round(float(probs[:, G.GENRES.index(g)].mean()), 4),
                                "ssim": round(float(np.mean([ssim(c, o) for c, o in zip(contents, outs)])), 4),
+                               "blotches": round(float(np.mean([blotch_share(c, o) for c, o in zip(contents, outs)])),
+                                                 4),
                                "seconds_per_image": round(sec, 3)}
         if save_dir is not None:
             d = Path(save_dir) / g
@@ -111,7 +137,8 @@ def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence
                 o.save(d / f"{f.stem}.jpg", quality=90)
     per = result["genres"].values()
     result["average"] = {k: round(float(np.mean([r[k] for r in per])), 4)
-                         for k in ("hit_rate", "hit_rate_probe", "mean_target_prob", "ssim", "seconds_per_image")
+                         for k in ("hit_rate", "hit_rate_probe", "mean_target_prob", "ssim", "blotches",
+                                   "seconds_per_image")
                          if all(k in r for r in per)}
     return result
 
