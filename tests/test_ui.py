@@ -4,7 +4,6 @@ poster lists, and the tabs' handlers over stand-in services (`run_watched` for t
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -118,31 +117,6 @@ def test_guarded_turns_library_errors_into_one_line_messages(caplog):
     assert caplog.records[0].levelname == "ERROR" and caplog.records[0].exc_info is not None  # traceback kept
     with pytest.raises(gr.Error, match="as is"):
         already()
-
-
-def test_guarded_handlers_run_below_the_event_loop_priority(monkeypatch):
-    """A guarded handler's thread (and a thread it starts) runs at JOB_NICE; the thread that serves the event loop
-    (here: the test's own) keeps its niceness."""
-    if not hasattr(os, "setpriority"):
-        pytest.skip("no per-thread priorities here")
-    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    if mine >= 19:
-        pytest.skip("already at the lowest priority")
-    monkeypatch.setattr(U, "JOB_NICE", min(mine + 3, 19))  # above this thread's, whatever earlier tests left
-    seen = {}
-
-    @U.guarded
-    def handler():
-        seen["handler"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        t = threading.Thread(target=lambda: seen.__setitem__(
-            "child", os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
-        t.start(), t.join()
-        return "ok"
-
-    worker = threading.Thread(target=handler)
-    worker.start(), worker.join()
-    assert seen == {"handler": U.JOB_NICE, "child": U.JOB_NICE}
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
 
 
 def test_guarded_generators():

@@ -86,6 +86,8 @@ def parse_args(argv=None):
     p.add_argument("--guidance-steps", type=int, default=10, help="evaluate: classifier-guidance steps (flow-guided)")
     p.add_argument("--n-guided", type=int, default=20, help="evaluate: posters per genre of the flow-guided row")
     p.add_argument("--temperature", type=float, default=1.0, help="evaluate: scale of the prior's noise (flow rows)")
+    p.add_argument("--sample-steps", type=int, default=None,
+                   help="evaluate: the prior's ODE steps of the flow rows (default: the checkpoint's)")
     p.add_argument("--cfg", type=float, default=None,
                    help="evaluate: classifier-free guidance scale of the flow rows (default: the checkpoint's)")
     p.add_argument("--no-repel", action="store_true",
@@ -406,6 +408,10 @@ def train_prior(args) -> None:
 # ------------------------------------------------------------------------------------------------ export
 # the first prior run (shipped on 2026-12-01), which later prior runs continue with --prior-init
 PRIOR_BEFORE = {"steps": 6400, "minutes": 23.1, "batch": 64, "images_seen": 409600}
+# the runs behind the shipped decoder, for a card written where their states are gone (a new machine: runs/ is lost,
+# the weights are the shipped ones)
+SHIPPED_RUNS = {"decoder": {"steps": 8400, "minutes": 73.1, "batch": 8, "images_seen": 67200},
+                "decoder-adv": {"steps": 4434, "minutes": 95.0, "batch": 8, "images_seen": 35472}}
 
 
 def export(args) -> None:
@@ -420,6 +426,9 @@ def export(args) -> None:
     novelty = novelty_threshold(args)
     info = {}
     for name in ("decoder", args.decoder_run, "prior") if args.decoder_run != "decoder" else ("decoder", "prior"):
+        if not (work / name / "state.safetensors").is_file() and name in SHIPPED_RUNS:
+            info[name] = dict(SHIPPED_RUNS[name])
+            continue
         st = load_state(work / name / "state.safetensors")
         info[name] = {"steps": int(st["step"]), "minutes": round(float(st["seconds"]) / 60, 1),
                       "batch": int(st.get("batch", args.batch)),
@@ -520,7 +529,8 @@ def evaluate(args) -> None:
                     if variant in ("flow", "flow-cfg1", "flow-guided"):
                         z, gen = latent.latents(n, seed, args.temperature)
                         c = latent.conditions([genre], n, gen)
-                        lat_ = net.sample_latents(z, c, guidance=1.0 if variant == "flow-cfg1" else args.cfg)
+                        lat_ = net.sample_latents(z, c, steps=args.sample_steps,
+                                                  guidance=1.0 if variant == "flow-cfg1" else args.cfg)
                         if variant == "flow-guided":
                             lat_ = guide(net.decode, lat_, c, args.guidance_steps, torch.Generator().manual_seed(seed))
                         images += to_pils(net.decode(lat_).clamp(0, 1))

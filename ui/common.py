@@ -215,27 +215,8 @@ def friendly(exc: Exception) -> gr.Error:
                     print_exception=False)
 
 
-JOB_NICE = 5  # request handlers' threads run at this niceness (see lower_job_priority)
-_niced = threading.local()
-
-
-def lower_job_priority() -> None:
-    """Run the calling (request-handler) thread, and the threads it starts (torch's, a job's worker), at JOB_NICE:
-    the event loop thread stays at the process' own priority, so on two busy cores a "queue is full" answer, a
-    progress update or a page load does not wait behind the model work (Linux; elsewhere nothing happens)."""
-    if getattr(_niced, "done", False) or not hasattr(os, "setpriority"):
-        return
-    _niced.done = True
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), JOB_NICE))
-    except OSError:  # not allowed here: run as is
-        pass
-
-
 @contextlib.contextmanager
 def _as_user_errors():
-    lower_job_priority()
     try:
         yield
     except gr.Error:
@@ -247,8 +228,8 @@ def _as_user_errors():
 
 
 def guarded(fn):
-    """Wrap a handler (plain or streaming; Gradio runs both in worker threads): library errors -> gr.Error with their
-    message; memory handed back after each request; the worker thread at JOB_NICE (lower_job_priority)."""
+    """Wrap a handler (plain or streaming): library errors -> gr.Error with their message; memory handed back
+    after each request."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):

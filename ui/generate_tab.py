@@ -103,7 +103,7 @@ def build(services: Services, files: OutputFiles):
                 guidance = raw(gr.Slider(0, L.MAX_GUIDANCE, value=0, step=1, label="Classifier guidance steps",
                                          elem_id="gen-guidance",
                                          info="Latent engine: each step moves the posters toward the ticked genres "
-                                              "under the classifier (10 steps: about 7 s for 8 posters; 0 = off)."))
+                                              "under the classifier (10 steps: 7-30 s for 8 posters, by the CPU; 0 = off)."))
                 typography = raw(gr.Radio([("None", "none"), ("Your title", "title"), ("Invented", "invented")],
                                           value="invented", label="Typography", elem_id="gen-typography",
                                           info="Invented: a new title, tagline and credits (what you type below "
