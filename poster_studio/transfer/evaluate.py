@@ -29,12 +29,14 @@ from .service import GenreTransfer
 from .style import rgb_to_yiq
 
 
+def _luma(im: Image.Image) -> torch.Tensor:
+    """(1, 1, H, W) luma in [0, 1]."""
+    return rgb_to_yiq(to_tensor(im)[None])[:, :1]
+
+
 def ssim(a: Image.Image, b: Image.Image) -> float:
     """SSIM of the luma channels (Gaussian window 11, sigma 1.5; Wang et al. 2004)."""
-    def luma(im):
-        return rgb_to_yiq(to_tensor(im)[None])[:, :1] * 255.0
-
-    x, y = luma(a), luma(b.resize(a.size, Image.Resampling.BICUBIC))
+    x, y = _luma(a) * 255.0, _luma(b.resize(a.size, Image.Resampling.BICUBIC)) * 255.0
     g = torch.exp(-(torch.arange(11) - 5.0) ** 2 / (2 * 1.5 ** 2))
     g = (g / g.sum())
     k = (g[:, None] * g[None, :]).view(1, 1, 11, 11)
@@ -56,10 +58,7 @@ def blotch_share(content: Image.Image, output: Image.Image) -> float:
     output after both are blurred a little (a 5x5 box: texture and grain are not blotches). A colour grade, even a
     dark one, lowers such regions evenly and little; the fast engine's dark blotches and outlines drop them locally
     by half or more. 0 when the input has no bright smooth region."""
-    def luma(im):
-        return rgb_to_yiq(to_tensor(im)[None])[:, :1]
-
-    x, y = luma(content), luma(output.resize(content.size, Image.Resampling.BICUBIC))
+    x, y = _luma(content), _luma(output.resize(content.size, Image.Resampling.BICUBIC))
     mean9 = F.avg_pool2d(x, 9, 1, 4, count_include_pad=False)
     std9 = (F.avg_pool2d(x * x, 9, 1, 4, count_include_pad=False) - mean9 ** 2).clamp_min(0).sqrt()
     region = (x >= BRIGHT) & (std9 <= SMOOTH)
