@@ -34,6 +34,18 @@ def check_float(name: str, value: Any, lo: float, hi: float) -> float:
     return v
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """True / False from a checkbox, a JSON boolean, 0 / 1, or the words true / false, yes / no, on / off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise InvalidArgumentError(f"{name} must be true or false, got {value!r}.")
+
+
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     """One of `choices` (case and surrounding spaces ignored)."""
     v = str(value).strip().lower() if value is not None else ""

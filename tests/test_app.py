@@ -280,6 +280,10 @@ def test_api_transfer_real_output(client, synthetic_picture):
     assert "fitted whole (blurred backdrop)" in fit_md and "centre-cropped" not in fit_md
     with Image.open(fit_out) as im:
         assert np.abs(np.asarray(im.convert("RGB"), dtype=np.float32) - crop).mean() > 3.0
+    raw_out, _, _ = client.predict(pic, "Horror & Thriller", "fast", 1.0, False, "256x384", 10, [], "crop", False,
+                                   api_name="/transfer")  # without the clean-up: another picture
+    with Image.open(raw_out) as im:
+        assert np.abs(np.asarray(im.convert("RGB"), dtype=np.float32) - crop).mean() > 1.0
 
 
 # ------------------------------------------------------------------------------------------ bad input

@@ -25,8 +25,8 @@ from poster_studio.images import fit_image, image_notes, load_image, to_tensor
 from poster_studio.transfer import (AdaINDecoder, ExemplarBank, GatysConfig, GatysEngine, GenreTransfer, genre_scores,
                                     select_exemplars)
 from poster_studio.transfer.evaluate import blotch_share, evaluate_transfer, ssim
-from poster_studio.transfer.style import (ENCODER_LAYER, GenreStyle, blend_colors, blend_statistics, match_colors,
-                                          rgb_to_yiq, style_statistics)
+from poster_studio.transfer.style import (ENCODER_LAYER, GenreStyle, blend_colors, blend_statistics, box_filter,
+                                          guided_filter, match_colors, rgb_to_yiq, style_statistics)
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "train")
@@ -602,22 +602,67 @@ def test_validated_exemplars_judge_candidates_then_grow_the_blend_while_it_helps
     assert rows[0] == 4 and 3 not in rows
 
 
-def test_blotch_share_counts_dark_spots_on_bright_smooth_regions_not_an_even_grade():
-    """A bright, smooth picture (a sky) with a textured strip: dark blotches on the sky count, an even darker colour
-    grade does not, the texture strip never does (not smooth), and a dark input has nothing to count."""
+def test_blotch_share_counts_dark_spots_on_bright_smooth_regions_not_a_grade_even_a_dark_one():
+    """A bright, smooth picture (a sky) with a textured strip: dark blotches on the sky count; an even colour grade
+    does not, even one that makes the sky nearly black (a Horror palette); the texture strip never does (not smooth,
+    nor a reference); a dark input has nothing to count."""
     rng = np.random.default_rng(0)
     sky = np.full((96, 64, 3), 210, np.uint8)
     sky[:, :16] = rng.integers(0, 255, (96, 16, 3))  # texture: not a smooth region
     content = Image.fromarray(sky)
     assert blotch_share(content, content) == 0.0
-    graded = Image.fromarray((sky.astype(np.float32) * [0.8, 0.7, 0.9]).astype(np.uint8))  # even, darker, tinted
-    assert blotch_share(content, graded) < 0.02
+    for gain in ([0.8, 0.7, 0.9], [0.15, 0.05, 0.05]):  # even grades, darker and tinted; the second near black
+        graded = Image.fromarray((sky.astype(np.float32) * gain).astype(np.uint8))
+        assert blotch_share(content, graded) < 0.02, gain
     spots = sky.copy()
     for y, x in ((20, 30), (60, 45), (75, 25)):
         spots[y - 6:y + 6, x - 6:x + 6] = 40
     share = blotch_share(content, Image.fromarray(spots))
     assert 0.05 < share < 0.25, share  # 3 spots of 12x12 on ~48x96 smooth pixels (the blur trims their rims)
+    dark_spots = Image.fromarray((spots.astype(np.float32) * 0.2).astype(np.uint8))  # blotches under a dark grade
+    assert blotch_share(content, dark_spots) == pytest.approx(share, abs=0.03)
     noisy = spots.copy()
     noisy[:, :16] = 0  # wiping the texture strip changes nothing: it is not a bright smooth region
     assert blotch_share(content, Image.fromarray(noisy)) == pytest.approx(share, abs=0.01)
     assert blotch_share(Image.fromarray(np.full((96, 64, 3), 30, np.uint8)), Image.fromarray(spots)) == 0.0
+
+
+def test_box_filter_is_the_window_mean_cut_at_the_border():
+    x = torch.rand(1, 2, 9, 7, generator=torch.Generator().manual_seed(0))
+    out = box_filter(x, 2)
+    assert out.shape == x.shape
+    assert out[0, 1, 4, 3] == pytest.approx(float(x[0, 1, 2:7, 1:6].mean()), abs=1e-6)
+    assert out[0, 0, 0, 0] == pytest.approx(float(x[0, 0, :3, :3].mean()), abs=1e-6)  # corner: a 3x3 window
+
+
+def test_guided_filter_fades_spots_the_guide_lacks_and_keeps_its_edges():
+    """On a flat bright guide (a sky), dark spots in the filtered image fade to a faint tint (blotch_share ~0); where
+    the guide has an edge and the image follows it, the edge stays sharp."""
+    guide = torch.full((1, 3, 96, 64), 0.82)
+    guide[..., 48:, :] = 0.2  # an edge: bright sky above, dark ground below
+    spots = guide.clone()
+    for y, x in ((20, 30), (30, 45)):
+        spots[..., y - 4:y + 4, x - 4:x + 4] = 0.15  # the decoder's blotches, on the sky only
+    out = guided_filter(guide, spots, 8)
+    to_img = lambda t: Image.fromarray((t[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))  # noqa: E731
+    before, after = blotch_share(to_img(guide), to_img(spots)), blotch_share(to_img(guide), to_img(out))
+    assert before > 0.03 and after < 0.005, (before, after)  # 2 spots of 8x8 on ~64x40 smooth sky pixels
+    assert float(out[..., 20, 30].mean()) > 0.65  # the spot (0.15) is mostly back to the sky's 0.82
+    edge = guided_filter(guide, guide, 8)
+    assert float((edge - guide).abs().max()) < 0.05  # an image that follows its guide is left as it is
+    assert float(edge[..., 46, :].mean()) > 0.75 and float(edge[..., 50, :].mean()) < 0.25
+
+
+def test_fast_engine_cleans_up_with_the_guided_filter_unless_asked_not_to(gt, content):
+    """clean (the default) and clean=False give different pictures, and the difference is the guided filter; the
+    other engines ignore it; a value that is not a yes/no is refused."""
+    on = np.asarray(gt.transfer(content, "horror", size=(96, 144)), dtype=np.float32)
+    off = gt.transfer(content, "horror", size=(96, 144), clean=False)
+    assert GenreTransfer.FAST_SMOOTH > 0 and np.abs(on - np.asarray(off, dtype=np.float32)).mean() > 1.0
+    x = to_tensor(fit_image(content, (96, 144)))[None]
+    r = round(GenreTransfer.FAST_SMOOTH * 96)
+    again = guided_filter(x, to_tensor(off)[None], r, GenreTransfer.FAST_SMOOTH_EPS).clamp(0, 1)
+    assert np.abs(on - again[0].permute(1, 2, 0).numpy() * 255).mean() < 1.5  # the same up to 8-bit rounding
+    assert gt.check_inputs(content=content, genre="horror", clean="no")["clean"] is False
+    with pytest.raises(InvalidArgumentError, match="Clean must be true or false"):
+        gt.transfer(content, "horror", size=(96, 144), clean="maybe")

@@ -236,7 +236,8 @@ def test_translate_engine_size_strength_and_notes(gt):
     assert out.size == (256, 384) and out.mode == "RGB"
     notes = image_notes(out)
     assert any("centre-cropped" in n for n in notes)
-    assert "The translate engine works at 32x48: the result was enlarged to 256x384 by Lanczos." in notes
+    assert ("The translate engine works at 32x48: its change to your picture was enlarged to 256x384 and added to "
+            "the picture itself.") in notes
     fitted = fit_image(poster, (64, 96))
     same = gt.transfer(poster, "Horror & Thriller", engine="translate", size=(64, 96), strength=0.0)
     assert np.array_equal(np.asarray(same), np.asarray(fitted))
@@ -288,9 +289,42 @@ def test_translate_engine_uses_the_learned_upscaler_when_there_is_one(ckpts):
             return img.resize(size, Image.Resampling.NEAREST)
 
     gt = GenreTransfer(AdaINDecoder(width=4), translator=_tiny(), upscaler=Upscaler())
+    residual = gt.transfer(_poster(False, 3), "comedy", engine="translate", size=(256, 384))
+    assert Upscaler.calls == [] and "added to the picture itself" in image_notes(residual)[-1]
+    gt.TRANSLATE_ENLARGE = "upscale"
     out = gt.transfer(_poster(False, 3), "comedy", engine="translate", size=(256, 384))
     assert out.size == (256, 384) and Upscaler.calls == [((32, 48), (256, 384))]
     assert "by the learned upscaler" in image_notes(out)[-1]
+
+
+def test_translate_engine_adds_its_enlarged_change_to_the_full_size_picture(gt):
+    """Residual enlargement: the result minus the picture is the network's change at its native size, enlarged;
+    so the picture's own fine detail (here a 1-pixel checkerboard, gone at 32x48) stays in the result."""
+    import torch.nn.functional as F
+
+    from poster_studio.images import to_tensor
+
+    a = np.asarray(fit_image(_poster(False, 5), (128, 192)), np.float32)
+    a = a + 40 * ((np.indices(a.shape[:2]).sum(0) % 2)[..., None] - 0.5)  # fine detail
+    pic = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    out = gt.transfer(pic, "horror", engine="translate", size=(128, 192))
+    x = to_tensor(pic.resize((32, 48), Image.Resampling.LANCZOS))[None]
+    tr = gt.translator
+    with torch.no_grad():
+        y = (tr(x * 2 - 1, torch.tensor([tr.genres.index("Horror_Thriller")])) + 1) / 2
+    want = (to_tensor(pic)[None] + F.interpolate(y - x, size=(192, 128), mode="bicubic", align_corners=False))
+    want = want.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255
+    got = np.asarray(out, np.float32)
+    assert np.abs(got - want).mean() < 1.0
+    checker = lambda im: np.abs(np.diff(im.mean(2), axis=1)).mean()  # noqa: E731
+    detail = checker(np.asarray(pic, np.float32))
+    assert checker(got) > 0.5 * detail  # (some of it clipped where the change saturates a channel)
+    try:
+        gt.TRANSLATE_ENLARGE = "upscale"  # the translation itself enlarged: the detail is gone
+        assert checker(np.asarray(gt.transfer(pic, "horror", engine="translate", size=(128, 192)), np.float32)) \
+            < 0.3 * detail
+    finally:
+        del gt.TRANSLATE_ENLARGE
 
 
 def test_cli_transfer_with_the_translate_engine(ckpts, tmp_path, capsys):

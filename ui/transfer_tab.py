@@ -28,7 +28,9 @@ HOW = """
 it is most sure of, those whose restyled pictures it recognises best as the genre, blended while blending helps
 (the "Neural Genre Transfer" study took the surest poster plus its nearest neighbours; this hits the genre more often).
 **Fast** = AdaIN (Huang & Belongie 2017): VGG-19 features of your picture are renormalised to the genre's
-blended exemplar statistics and a decoder trained here paints the result (about a second).
+blended exemplar statistics and a decoder trained here paints the result (about a second); the **clean-up**
+(on by default) then re-fits it, window by window, to your picture's own light and edges (a guided filter), which
+removes the decoder's dark blotches and outlines at the cost of some of its texture.
 **Quality** = Gatys et al. multi-style optimisation on VGG-19 with the exemplars' blended Gram matrices
 (minutes on a CPU, one at a time on this server; shows previews and can be cancelled). **Strength** mixes content
 and style, **preserve colours** keeps your picture's colours. A picture that is not 2:3 is **cropped** to its
@@ -100,6 +102,8 @@ def build(services: Services, files: OutputFiles):
                     steps = raw(gr.Slider(10, L.MAX_STEPS, value=150, step=10, label="Steps (quality engine)"))
                 fit = raw(gr.Radio([("Crop to 2:3", "crop"), ("Fit whole picture", "fit")], value="crop",
                                    label="A picture that is not 2:3"))
+                clean = gr.Checkbox(value=True, label="Clean up (fast engine: smooth away the decoder's dark "
+                                    "blotches; off = more texture, more blotches)", elem_id="tr-clean")
                 styles = gr.File(file_count="multiple", file_types=["image"],
                                  label="Your own style images (optional, replace the genre's exemplars)")
                 with gr.Row():
@@ -128,7 +132,7 @@ def build(services: Services, files: OutputFiles):
     @gpu
     @guarded
     def transfer(picture, genre, engine, strength, preserve_color, size, steps, style_files, fit="crop",
-                 request: gr.Request = None):
+                 clean=True, request: gr.Request = None):
         svc = services.transfer.get()
         style_files = [getattr(f, "name", f) for f in (style_files or [])]
         md, thumbs = exemplars_view(svc, genre, style_files, engine)
@@ -138,7 +142,7 @@ def build(services: Services, files: OutputFiles):
         def job(progress=None):
             return svc.transfer(picture, genre, engine=engine, strength=strength, preserve_color=preserve_color,
                                 size=size, steps=steps, style_images=style_files, fit=fit, progress=progress,
-                                cancel=cancel)
+                                cancel=cancel, clean=clean)
 
         def done(img):
             notes = image_notes(img)
@@ -168,7 +172,8 @@ def build(services: Services, files: OutputFiles):
             cancels.finish(key)
 
     outputs = [result, exemplars_md, exemplars_gallery]
-    run = button.click(transfer, [content, genre, engine, strength, preserve, size, steps, styles, fit], outputs,
+    run = button.click(transfer, [content, genre, engine, strength, preserve, size, steps, styles, fit, clean],
+                       outputs,
                        api_name="transfer", concurrency_id="transfer", concurrency_limit=2, show_progress="minimal")
     clear_on_failure(run, outputs, [None, "", None])
     poster_control.wire(poster_button, [result, genre, poster_title, poster_seed], poster_out, files,

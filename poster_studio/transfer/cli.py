@@ -23,7 +23,8 @@ def _cmd_transfer(args) -> int:
 
     img = gt.transfer(args.content, args.genre, engine=args.engine, strength=args.strength,
                       preserve_color=args.preserve_color, size=args.size, style_images=args.style or None,
-                      steps=args.steps, fit=args.fit, progress=progress if args.engine == "quality" else None)
+                      steps=args.steps, fit=args.fit, progress=progress if args.engine == "quality" else None,
+                      clean=not args.no_clean)
     if args.engine == "quality":
         print(file=sys.stderr)
     return save_image(img, out)
@@ -36,8 +37,10 @@ def _classifier(args):
 def _cmd_evaluate(args) -> int:
     res = evaluate_transfer(args.content, args.genre, engine=args.engine, strength=args.strength, size=args.size,
                             steps=args.steps, transfer=GenreTransfer.load(hub_repo=args.hub_repo,
-                                                                          directory=args.checkpoint),
-                            save_dir=args.save_dir, n_val_posters=args.val_posters, classifier=_classifier(args))
+                                                                          directory=args.checkpoint,
+                                                                          translator_directory=args.translator),
+                            save_dir=args.save_dir, n_val_posters=args.val_posters, classifier=_classifier(args),
+                            clean=not args.no_clean)
     res["classifier_checkpoint"] = str(args.classifier or hub.resolve("classifier", hub_repo=args.hub_repo))
     res["transfer_checkpoint"] = str(args.checkpoint or hub.resolve(CHECKPOINT_NAME, hub_repo=args.hub_repo))
     return emit_json(res, args.json_out)
@@ -60,6 +63,8 @@ def add_cli(sub) -> None:
     p.add_argument("--engine", choices=GenreTransfer.ENGINES, default="fast")
     p.add_argument("--strength", type=float, default=1.0, help="0 = content, 1 = full style (default)")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    p.add_argument("--no-clean", action="store_true", help="fast engine: skip the guided-filter clean-up (more of "
+                   "the decoder's texture, and its dark blotches)")
     p.add_argument("--size", default="384x576", help="output WxH (default 384x576)")
     p.add_argument("--style", nargs="+", metavar="FILE", help="style images replacing the genre's exemplars")
     p.add_argument("--steps", type=int, default=None, help=f"quality engine steps (default {DEFAULT_STEPS}, at most "
@@ -80,9 +85,12 @@ def add_cli(sub) -> None:
     e.add_argument("--strength", type=float, default=1.0)
     e.add_argument("--size", default="384x576")
     e.add_argument("--steps", type=int, default=None)
+    e.add_argument("--no-clean", action="store_true", help="fast engine without its guided-filter clean-up")
     e.add_argument("--save-dir", default=None, help="also save the transferred images here")
     e.add_argument("--json-out", default=None, help="also write the JSON here")
     e.add_argument("--checkpoint", default=None, help="transfer checkpoint folder (default checkpoints/transfer)")
+    e.add_argument("--translator", default=None, help="--engine translate: translator folder (default "
+                   "checkpoints/translator)")
     e.add_argument("--classifier", default=None, help="classifier checkpoint folder (default checkpoints/classifier)")
     e.add_argument("--hub-repo", default=None)
     e.set_defaults(func=_cmd_evaluate)

@@ -26,7 +26,7 @@ from ..data import default_data_dir, read_labels, spread_sample
 from ..errors import CheckpointError, InvalidArgumentError
 from ..images import fit_image, load_image, to_tensor
 from .service import GenreTransfer
-from .style import rgb_to_yiq
+from .style import box_filter, rgb_to_yiq
 
 
 def _luma(im: Image.Image) -> torch.Tensor:
@@ -49,23 +49,33 @@ def ssim(a: Image.Image, b: Image.Image) -> float:
     return float(m.mean())
 
 
-BRIGHT, SMOOTH, DARK_DROP = 0.55, 0.04, 0.30  # luma in [0, 1]; local std over a 9x9 window
+BRIGHT, SMOOTH = 0.55, 0.04  # luma in [0, 1]; local std over a 9x9 window
+DARKER, NEIGHBOURHOOD, OFFSET = 0.30, 15, 0.05  # relative darkening; window radius (31x31); dark-level offset
 
 
 def blotch_share(content: Image.Image, output: Image.Image) -> float:
     """The artefact measure (issue 21): of the input's bright, smooth pixels (luma >= BRIGHT, local standard deviation
-    of luma <= SMOOTH over 9x9: skin, sky, a white suit), the share whose luma falls by more than DARK_DROP in the
-    output after both are blurred a little (a 5x5 box: texture and grain are not blotches). A colour grade, even a
-    dark one, lowers such regions evenly and little; the fast engine's dark blotches and outlines drop them locally
-    by half or more. 0 when the input has no bright smooth region."""
+    of luma <= SMOOTH over 9x9: skin, sky, a white suit), the share that the output makes darker than their
+    neighbourhood, by DARKER (30%) more than the input was. A pixel's relative darkness is
+    1 - (its 5x5-blurred luma + OFFSET) / (the mean luma of the bright smooth pixels within 31x31 + OFFSET), in the
+    input and in the output alike, so a colour grade, even a very dark one (a Horror palette), counts for nothing:
+    it moves a pixel and its neighbourhood together; the fast engine's dark blotches and outlines on skin or sky
+    do count. Texture and grain are blurred away (5x5); what lies outside the bright smooth regions is never
+    counted nor used as a reference. 0 when the input has no bright smooth region."""
     x, y = _luma(content), _luma(output.resize(content.size, Image.Resampling.BICUBIC))
     mean9 = F.avg_pool2d(x, 9, 1, 4, count_include_pad=False)
     std9 = (F.avg_pool2d(x * x, 9, 1, 4, count_include_pad=False) - mean9 ** 2).clamp_min(0).sqrt()
     region = (x >= BRIGHT) & (std9 <= SMOOTH)
     if not bool(region.any()):
         return 0.0
-    drop = F.avg_pool2d(x, 5, 1, 2, count_include_pad=False) - F.avg_pool2d(y, 5, 1, 2, count_include_pad=False)
-    return float((drop[region] > DARK_DROP).float().mean())
+    m = region.float()
+    weight = box_filter(m, NEIGHBOURHOOD).clamp_min(1e-6)
+
+    def darkness(z: torch.Tensor) -> torch.Tensor:
+        around = box_filter(z * m, NEIGHBOURHOOD) / weight
+        return 1 - (F.avg_pool2d(z, 5, 1, 2, count_include_pad=False) + OFFSET) / (around + OFFSET)
+
+    return float(((darkness(y) - darkness(x))[region] > DARKER).float().mean())
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -86,7 +96,7 @@ def _judges(classifier, probe):
 def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence[str], *, engine: str = "fast",
                       strength: float = 1.0, size=(384, 576), steps: Optional[int] = None,
                       transfer: Optional[GenreTransfer] = None, classifier=None, save_dir=None,
-                      n_val_posters: int = 0, data_dir=None, probe=None) -> dict:
+                      n_val_posters: int = 0, data_dir=None, probe=None, clean: bool = True) -> dict:
     """Hit rate (top-1 genre of the project's classifier == target), SSIM vs the (fitted) input, s/image.
     Content: the images in `content_dir` plus `n_val_posters` validation posters (see val_posters)."""
     files = []
@@ -107,16 +117,18 @@ def evaluate_transfer(content_dir: Optional[str | os.PathLike], genres: Sequence
     w, h = gt.check_inputs(content=files[0], genre=gs[0], engine=engine, size=size, steps=steps)["size"]
     contents = [fit_image(load_image(f), (w, h)) for f in files]
     result = {"engine": engine, "strength": strength, "size": f"{w}x{h}", "images": len(files),
+              **({"clean": clean} if engine == "fast" else {}),
               "content": [f.name for f in files],
               "content_preservation": "SSIM of luma vs the input fitted to the output size (1 = identical)",
-              "artefacts": "blotches: share of the input's bright smooth pixels turned dark (blotch_share; 0 = clean)",
+              "artefacts": "blotches: share of the input's bright smooth pixels the output makes darker than their "
+                           "neighbourhood (blotch_share; a colour grade counts 0; 0 = clean)",
               "genres": {}}
     base = classifier.predict_proba(contents)
     result["input_top1_share"] = {g: round(float((base.argmax(1) == G.GENRES.index(g)).mean()), 4) for g in gs}
     for g in gs:
         outs, t0 = [], time.perf_counter()
         for c in contents:
-            outs.append(gt.transfer(c, g, engine=engine, strength=strength, size=(w, h), steps=steps))
+            outs.append(gt.transfer(c, g, engine=engine, strength=strength, size=(w, h), steps=steps, clean=clean))
         sec = (time.perf_counter() - t0) / len(contents)
         probs = classifier.predict_proba(outs)
         hit = float((probs.argmax(1) == G.GENRES.index(g)).mean())

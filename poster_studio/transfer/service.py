@@ -7,9 +7,10 @@ in because the CPU-trained decoder reproduces little detail (FAST_COLOR_MATCH, F
 previews through `progress`, stops when `cancel` is set). Colour preservation keeps the content's chroma.
 
 "translate" = poster -> poster of another genre by one multi-genre network (translate.py, checkpoints/translator,
-optional): the picture is fitted to 2:3 as for the other engines, translated at the network's native size (about
-128x192) and enlarged to the requested size by the learned upscaler when checkpoints/upscaler is there, else
-Lanczos; strength blends the translation with the picture.
+optional): the picture is fitted to 2:3 as for the other engines and translated at the network's native size
+(about 96x144); the network's change is enlarged and added to the full-size picture (TRANSLATE_ENLARGE "residual";
+"upscale" enlarges the translation itself by the learned upscaler when checkpoints/upscaler is there, else
+Lanczos); strength blends the translation with the picture.
 
 Arguments are checked once, in `check_inputs`; its limits are the class attributes. The fast engine serves many
 requests at once; the quality engine runs one job at a time (QUALITY_SLOTS) and refuses a second at once
@@ -29,7 +30,7 @@ from PIL import Image
 
 from .. import genres as G
 from .. import hub
-from ..checks import check_choice, check_float, check_int, check_size
+from ..checks import check_bool, check_choice, check_float, check_int, check_size
 from ..data import default_data_dir, read_labels
 from ..device import default_device
 from ..errors import BusyError, CheckpointError, InvalidArgumentError
@@ -38,8 +39,8 @@ from ..images import FIT_MODES, ImageInput, fit_image, image_notes, load_image, 
 from ..backbones import shared_vgg19
 from .engines import DEFAULT_STEPS, AdaINDecoder, FastEngine, GatysConfig, GatysEngine, Progress
 from .exemplars import ExemplarBank
-from .style import ENCODER_LAYER, GenreStyle, blend_colors, blend_statistics, match_colors, preserve_colors, \
-    style_statistics
+from .style import ENCODER_LAYER, GenreStyle, blend_colors, blend_statistics, guided_filter, match_colors, \
+    preserve_colors, style_statistics
 from .translate import load_translator
 
 CHECKPOINT_NAME = "transfer"
@@ -71,6 +72,9 @@ class GenreTransfer:
     QUALITY_SLOTS = 1
     FAST_COLOR_MATCH = True   # fast engine: give the result the exemplars' pixel colours (blended by strength)
     FAST_DETAIL = 0.3         # fast engine: share of the (colour-matched) content mixed back in
+    FAST_SMOOTH = 1 / 48      # fast engine's clean-up: guided-filter radius / the picture's short side (0 = off)
+    FAST_SMOOTH_EPS = 1e-3    # its regulariser (luma variance below which a window is "flat")
+    TRANSLATE_ENLARGE = "residual"  # translate engine above its native size: "residual" or "upscale" (_translate)
 
     def __init__(self, decoder: AdaINDecoder, bank: Optional[ExemplarBank] = None,
                  gatys: Optional[GatysConfig] = None, translator: Optional[torch.nn.Module] = None,
@@ -114,7 +118,8 @@ class GenreTransfer:
     # -- arguments
     def check_inputs(self, *, content: Any = None, genre: Any = None, engine: Any = "fast", strength: Any = 1.0,
                      size: Any = "384x576", steps: Any = None, style_images: Optional[Sequence[Any]] = None,
-                     fit: Any = "crop", preserve_color: Any = False, style_given: bool = False) -> dict:
+                     fit: Any = "crop", preserve_color: Any = False, clean: Any = True,
+                     style_given: bool = False) -> dict:
         """All arguments of `transfer`, validated: InvalidArgumentError / InvalidImageError with one line.
         `style_given`: the caller brings precomputed statistics, so no genre or style image is needed."""
         engine = check_choice("Engine", engine, self.ENGINES)
@@ -145,7 +150,7 @@ class GenreTransfer:
         return {"content": load_image(content), "genre": g, "engine": engine,
                 "strength": check_float("Strength", strength, 0.0, 1.0), "size": (w, h), "steps": n_steps,
                 "style_images": [load_image(s) for s in styles], "fit": check_choice("Fit", fit, FIT_MODES),
-                "preserve_color": bool(preserve_color)}
+                "preserve_color": bool(preserve_color), "clean": check_bool("Clean", clean)}
 
     def _translate_genre(self, genre: Any) -> str:
         reach = self.translate_genres
@@ -188,15 +193,17 @@ class GenreTransfer:
                  strength: float = 1.0, preserve_color: bool = False, size: Any = (384, 576),
                  style_images: Optional[Sequence[ImageInput]] = None, steps: Optional[int] = None,
                  fit: str = "crop", progress: Progress = None, cancel: Optional[threading.Event] = None,
-                 color_match: Optional[bool] = None, style: Optional[GenreStyle] = None):
+                 color_match: Optional[bool] = None, style: Optional[GenreStyle] = None, clean: bool = True):
         """The restyled picture (PIL, at `size`). `image_notes(result)` says what was decided for the user (the
         picture cropped or fitted to 2:3, an animated image's first frame). `color_match` (default: on for the fast
         engine) gives the result the exemplars' pixel colours; `preserve_color` overrides it. `style`: precomputed
         statistics (e.g. from style_from_images) used instead of the genre's. engine="translate" needs a genre the
-        translator reaches (`translate_genres`) and takes no style."""
+        translator reaches (`translate_genres`) and takes no style. `clean` (fast engine, default on): the
+        guided-filter clean-up that removes the decoder's dark blotches and outlines (a cleaner, softer picture that
+        the judges recognise as the genre less often: see the model card)."""
         a = self.check_inputs(content=content, genre=genre, engine=engine, strength=strength, size=size, steps=steps,
                               style_images=style_images, fit=fit, preserve_color=preserve_color,
-                              style_given=style is not None)
+                              clean=clean, style_given=style is not None)
         src, (w, h) = a["content"], a["size"]
         notes = image_notes(src)
         if needs_fitting(src, w, h):
@@ -216,7 +223,7 @@ class GenreTransfer:
             if progress is not None:
                 progress(1.0, None)
         elif a["engine"] == "fast":
-            out = self._fast(x, style, a["strength"], a["preserve_color"], color_match)
+            out = self._fast(x, style, a["strength"], a["preserve_color"], color_match, a["clean"])
             if progress is not None:
                 progress(1.0, None)
         else:
@@ -242,7 +249,7 @@ class GenreTransfer:
         return self.bank.style(genre)
 
     def _fast(self, x: torch.Tensor, style: GenreStyle, strength: float, preserve_color: bool,
-              color_match: Optional[bool]) -> torch.Tensor:
+              color_match: Optional[bool], clean: bool = True) -> torch.Tensor:
         out = self.fast.run(x, style.mean[ENCODER_LAYER], style.std[ENCODER_LAYER], strength)
         cm = (self.FAST_COLOR_MATCH if color_match is None else color_match) and not preserve_color \
             and style.pixel_mean is not None
@@ -251,32 +258,47 @@ class GenreTransfer:
         if self.FAST_DETAIL > 0:  # the small CPU-trained decoder loses detail: mix the content back in
             ref = match_colors(x, style.pixel_mean, style.pixel_cov) if cm else x
             out = (1 - self.FAST_DETAIL) * out + self.FAST_DETAIL * ref
+        r = round(self.FAST_SMOOTH * min(x.shape[-2:])) if clean else 0
+        if r > 0:  # the decoder's dark blotches and outlines: re-fit the result to the content's structure
+            out = guided_filter(x, out, r, self.FAST_SMOOTH_EPS).clamp(0, 1)
         return out
 
     @torch.inference_mode()
     def _translate(self, img: Image.Image, genre: str, strength: float, notes: list[str]) -> torch.Tensor:
-        """`img` (already at the output size) translated to `genre` at the network's native area, enlarged back
-        and blended with `img` by `strength`: (1, 3, H, W) in [0, 1]."""
+        """`img` (already at the output size) translated to `genre` at the network's native area and blended with
+        `img` by `strength`: (1, 3, H, W) in [0, 1]. TRANSLATE_ENLARGE "residual" (default): the network's change
+        (its output minus its input) is enlarged (bicubic) and added to the full-size picture, which keeps every
+        detail the picture has; "upscale": the translation itself is enlarged by the learned upscaler (Lanczos
+        when there is none)."""
         tr, (w, h) = self.translator, img.size
         nw, nh = native_size_for(tr.size, (w, h))
         dev = next(tr.parameters()).device
-        x = to_tensor(img.resize((nw, nh), Image.Resampling.LANCZOS) if (nw, nh) != (w, h) else img)[None]
+        full = to_tensor(img)[None]
+        x = to_tensor(img.resize((nw, nh), Image.Resampling.LANCZOS))[None] if (nw, nh) != (w, h) else full
         target = torch.tensor([tr.genres.index(genre)], device=dev)
-        y = to_pil((tr(x.to(dev) * 2 - 1, target) + 1) / 2)
-        if (nw, nh) != (w, h):
-            method = "Lanczos"
+        y = ((tr(x.to(dev) * 2 - 1, target) + 1) / 2).cpu()
+        if (nw, nh) == (w, h):
+            out = y.clamp(0, 1)
+        elif self.TRANSLATE_ENLARGE == "residual":
+            delta = torch.nn.functional.interpolate(y - x, size=(h, w), mode="bicubic", align_corners=False)
+            out = (full + delta).clamp(0, 1)
+            if w > nw or h > nh:
+                notes.append(f"The translate engine works at {nw}x{nh}: its change to your picture was enlarged to "
+                             f"{w}x{h} and added to the picture itself.")
+        else:
+            z, method = to_pil(y.clamp(0, 1)), "Lanczos"
             if self.upscaler is not None and (w > nw or h > nh):
                 try:
-                    y, method = self.upscaler.upscale(y, (w, h)), "the learned upscaler"
+                    z, method = self.upscaler.upscale(z, (w, h)), "the learned upscaler"
                 except Exception as exc:  # optional: never fail a transfer over it
                     log.warning("upscaler failed (%s): Lanczos instead", exc)
-            if y.size != (w, h):
-                y = y.resize((w, h), Image.Resampling.LANCZOS)
+            if z.size != (w, h):
+                z = z.resize((w, h), Image.Resampling.LANCZOS)
             if w > nw or h > nh:
                 notes.append(f"The translate engine works at {nw}x{nh}: the result was enlarged to {w}x{h} "
                              f"by {method}.")
-        out = to_tensor(y)[None]
-        return out if strength == 1.0 else (1 - strength) * to_tensor(img)[None] + strength * out
+            out = to_tensor(z)[None]
+        return out if strength == 1.0 else (1 - strength) * full + strength * out
 
 
 def native_size_for(native: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
