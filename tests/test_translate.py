@@ -172,6 +172,8 @@ def test_training_steps_reduce_the_losses_and_export_a_checkpoint(data, tmp_path
     # D learns to tell red Comedy from blue Horror on their own maps; G keeps the cycle
     assert np.mean(h["d_loss"][-10:]) < 0.6 * np.mean(h["d_loss"][:10])
     assert np.mean(h["cycle"][-10:]) < np.mean(h["cycle"][1:11])
+    # the critic's genre head (StarGAN's auxiliary classifier) learns the reals' genre on the frozen Lite1 features
+    assert np.mean(h["cls_real"][-10:]) < 0.7 * np.mean(h["cls_real"][:10])
     run = tmp_path / "run"
     for f in ("samples_latest.png", "samples/step_000010.png", "loss.png", "checkpoint/config.json"):
         assert (run / f).is_file(), f
@@ -208,9 +210,11 @@ def test_training_takes_photo_crops_and_logs_the_images_seen(data, tmp_path, cap
         assert im.size == (2 + 3 * 34, 2 + 6 * 50)
     st = load_state(tmp_path / "photos" / "state.safetensors")
     assert any(k.startswith("heads.") for k in st["D"]) and any(k.startswith("stages.") for k in st["D"])
+    assert "genre_head.weight" in st["D"] and json.loads(st["train_args"])["lambda_cls"] == 1.0
     assert len(st["opt_d"]["state"]) < len(st["D"])  # the frozen backbone has no optimiser state
     card = (tmp_path / "photos" / "checkpoint" / "README.md").read_text()
     assert "2 of each batch of 4: random 2:3 crops of the content photos" in card and "EfficientNet-Lite1" in card
+    assert "auxiliary genre classifier" in card and "genre classification 1.0" in card
 
 
 @pytest.mark.parametrize("arch", ["stargan", "cyclegan"])

@@ -17,7 +17,11 @@ Archs (networks in poster_studio/transfer/translate.py):
             D: training posters of genre t are real, G(x, t) fake, both under t; G: adversarial + cycle
             |G(G(x, t), s) - x| + identity |G(x, s) - x| on the posters (a photo has no genre: its cycle goes back
             through a random other genre, no identity term) (+ --lambda-content x VGG-19 distance to x, off by default).
-            DiffAugment on all D sees; the EMA of G is shipped. --critic patch: the earlier 70x70 PatchGAN (spectral
+            DiffAugment on all D sees; the EMA of G is shipped. --lambda-cls (default 1): StarGAN's domain
+            classification term: a linear genre head on the critic's pooled frozen Lite1 features learns the reals'
+            genre (cross-entropy on t), and G is trained so that its fakes read as t (neither judge's network: the
+            classifier and the probe stay out of the loop). Default DiffAugment for this task: translation only
+            (colour jitter hides the very cue that tells genres apart). --critic patch: the earlier 70x70 PatchGAN (spectral
             norm, one patch map per genre).
   cyclegan  the CycleGAN recipe for one pair (--pair, default Comedy Horror_Thriller): two ResNet generators, two
             70x70 PatchGANs with instance norm, LSGAN, cycle 10 + identity 5, Adam(2e-4, 0.5), batch 1, a pool of
@@ -103,6 +107,10 @@ def parse_args(argv=None):
     p.add_argument("--lambda-cyc", type=float, default=10.0)
     p.add_argument("--lambda-id", type=float, default=None, help="default 1 (stargan), 5 (cyclegan: half of cycle)")
     p.add_argument("--lambda-content", type=float, default=0.0, help="stargan: VGG-19 distance of G(x, t) to x")
+    p.add_argument("--lambda-cls", type=float, default=None,
+                   help="stargan + projected critic: StarGAN's domain-classification loss, a linear genre head on the "
+                        "critic's frozen Lite1 features (trained on the reals; G: its fakes must read as the target "
+                        "genre); default 1 (0 = off)")
     p.add_argument("--diffaug", default=None, help="DiffAugment policy for D's inputs (default color,translation for "
                    "stargan, none for cyclegan)")
     p.add_argument("--width", type=int, default=None, help="generator width (first conv's channels; default 16 "
@@ -146,7 +154,11 @@ def parse_args(argv=None):
     args.lr_g = args.lr_g or (1e-4 if stargan else 2e-4)
     args.lr_d = args.lr_d or 2e-4
     args.lambda_id = (1.0 if stargan else 0.5 * args.lambda_cyc) if args.lambda_id is None else args.lambda_id
-    args.diffaug = ("color,translation" if stargan else "") if args.diffaug is None else args.diffaug
+    if args.lambda_cls is None:
+        args.lambda_cls = 1.0 if stargan and args.critic == "projected" else 0.0
+    if args.lambda_cls and (not stargan or args.critic != "projected"):
+        p.error("--lambda-cls needs --arch stargan with --critic projected")
+    args.diffaug = ("translation" if stargan else "") if args.diffaug is None else args.diffaug
     if not args.export and args.minutes is None and args.steps is None:
         p.error("give --minutes (training budget) or --steps")
     return args
@@ -283,22 +295,35 @@ def stargan_step(nets, opts, batch, args, gen, feature_distance=None) -> dict:
     else:
         fake, same = G_net(x, t), None
 
-    d_out = D_net(aug(torch.cat([real, fake.detach()])), cond(torch.cat([t, t])))
+    cls = getattr(args, "lambda_cls", 0.0)
+    if cls:  # StarGAN's auxiliary classifier: a linear genre head on the critic's frozen features, fit on the reals
+        d_out, genre_logits = D_net(aug(torch.cat([real, fake.detach()])), cond(torch.cat([t, t])), with_genres=True)
+        cls_real = F.cross_entropy(genre_logits[:n], t)
+    else:
+        d_out, cls_real = D_net(aug(torch.cat([real, fake.detach()])), cond(torch.cat([t, t]))), None
     d_loss = adversarial(d_out[:n], True, args.loss) + adversarial(d_out[n:], False, args.loss)
     opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
+    (d_loss + cls * cls_real if cls else d_loss).backward()
     opt_d.step()
 
     d_params = [p for group in opt_d.param_groups for p in group["params"]]  # the trainable ones: never the backbone
     for p in d_params:
         p.requires_grad_(False)
-    g_adv = adversarial(D_net(aug(fake), cond(t)), True, args.loss, generator=True)
+    if cls:
+        g_out, genre_logits = D_net(aug(fake), cond(t), with_genres=True)
+        cls_fake = F.cross_entropy(genre_logits, t)  # the fakes must read as their target genre
+    else:
+        g_out, cls_fake = D_net(aug(fake), cond(t)), None
+    g_adv = adversarial(g_out, True, args.loss, generator=True)
     for p in d_params:
         p.requires_grad_(True)
     cyc = (G_net(fake, s) - x).abs().mean()
     idt = (same - x[:n_posters]).abs().mean() if same is not None else x.new_zeros(())
     g_loss = g_adv + args.lambda_cyc * cyc + args.lambda_id * idt
     losses = {"d_loss": d_loss.item(), "g_adv": g_adv.item(), "cycle": cyc.item(), "identity": idt.item()}
+    if cls:
+        g_loss = g_loss + cls * cls_fake
+        losses.update(cls_real=cls_real.item(), cls_fake=cls_fake.item())
     if args.lambda_content:
         content = feature_distance((fake + 1) / 2, (x + 1) / 2).mean()
         g_loss = g_loss + args.lambda_content * content
@@ -339,7 +364,8 @@ def cyclegan_step(nets, opts, batch, args, gen, pools) -> dict:
 
 def make_models(args):
     if args.arch == "stargan":
-        critic = (ProjectedCritic(len(args.genres), head_channels=args.d_width, variant=1, seed=args.seed)
+        critic = (ProjectedCritic(len(args.genres), head_channels=args.d_width, variant=1, seed=args.seed,
+                                  genre_head=bool(getattr(args, "lambda_cls", 0.0)))
                   if args.critic == "projected" else PatchDiscriminator(len(args.genres), args.d_width, "spectral"))
         return GenreTranslator(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res), critic
     return (CycleGANPair(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res),
@@ -406,10 +432,14 @@ def write_checkpoint(net, out_dir: Path, args, info: dict, metric_files=None) ->
                 f"{info['elapsed'] / 60:.1f} min, {images_seen(args, info['step'])}. Adam lr G {args.lr_g}, "
                 f"D {args.lr_d}, betas ({args.beta1}, {args.beta2}), linear decay over the last {args.decay:.0%} of "
                 f"the budget; {args.loss} loss, cycle {args.lambda_cyc}, identity {args.lambda_id}, content "
-                f"{args.lambda_content}, DiffAugment '{args.diffaug}'"
+                f"{args.lambda_content}, genre classification {getattr(args, 'lambda_cls', 0.0)}, DiffAugment "
+                f"'{args.diffaug}'"
                 + (f", critic {args.critic}." if args.arch == "stargan" else "."))
     critic = ("a projected GAN critic on frozen ImageNet EfficientNet-Lite1 features (fixed random channel and "
-              "scale mixing, trainable spectral-norm heads, the target genre in a projection term)"
+              "scale mixing, trainable spectral-norm heads, the target genre in a projection term"
+              + (", and StarGAN's auxiliary genre classifier: a linear head on the pooled Lite1 features, fit on "
+                 "the real posters, whose verdict on the fakes G is trained to make the target genre)"
+                 if getattr(args, "lambda_cls", 0.0) else ")")
               if getattr(args, "critic", "patch") == "projected" else
               "a 70x70 PatchGAN with spectral norm and one patch map per genre")
     desc, metrics, extra = ARCH_NOTES[args.arch].format(critic=critic, size="x".join(map(str, args.size))), {}, {}
@@ -438,11 +468,13 @@ def main(argv=None) -> dict:
         if st is None:
             raise SystemExit(f"nothing to export: no {state_path}")
         args.arch = st["arch"]
-        args.critic = "patch"  # a state from before the projected critic
+        args.critic, args.lambda_cls = "patch", 0.0  # a state from before the projected critic / the genre head
         for k, v in json.loads(st["train_args"]).items():
             setattr(args, k, v)  # build and describe the networks as they were trained
     elif st is not None and st["arch"] != args.arch:
         raise SystemExit(f"{state_path} belongs to arch {st['arch']!r}, not {args.arch!r}: use another --out.")
+    elif st is not None and "lambda_cls" not in json.loads(st["train_args"]):
+        args.lambda_cls = 0.0  # a run begun before the genre head goes on without it
     out.mkdir(parents=True, exist_ok=True)
     stargan = args.arch == "stargan"
     torch.manual_seed(args.seed)
@@ -469,8 +501,8 @@ def main(argv=None) -> dict:
         args.photo_bank = 0 if bank is None else len(bank)
     train_args = {k: getattr(args, k) for k in (
         "genres", "size", "width", "d_width", "n_res", "minutes", "batch", "lr_g", "lr_d", "beta1", "beta2", "decay",
-        "loss", "lambda_cyc", "lambda_id", "lambda_content", "diffaug", "min_domain", "critic", "photo_share",
-        "photo_bank")}
+        "loss", "lambda_cyc", "lambda_id", "lambda_content", "lambda_cls", "diffaug", "min_domain", "critic",
+        "photo_share", "photo_bank")}
     if st is not None:
         G_net.load_state_dict(st["G"]), D_net.load_state_dict(st["D"]), G_ema.load_state_dict(st["G_ema"])
         opt_g.load_state_dict(st["opt_g"]), opt_d.load_state_dict(st["opt_d"])
@@ -570,7 +602,8 @@ def main(argv=None) -> dict:
                 m = min(args.log_every, len(history["step"]))
                 tqdm.write(f"step {step} {elapsed / 60:.1f} min {(now - t_log) / (step - step_log):.2f} s/step; "
                            f"{images_seen(args, step)}; " + " ".join(
-                               f"{k} {sum(history[k][-m:]) / m:.4f}" for k in LOSS_KEYS if len(history[k]) >= m))
+                               f"{k} {sum(history[k][-m:]) / m:.4f}" for k in (*LOSS_KEYS, "cls_real", "cls_fake")
+                               if len(history.get(k, ())) >= m))
                 t_log, step_log = now, step
             if step % args.save_every == 0:
                 save()

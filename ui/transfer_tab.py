@@ -35,11 +35,12 @@ removes the decoder's dark blotches and outlines at the cost of some of its text
 (minutes on a CPU, one at a time on this server; shows previews and can be cancelled). **Strength** mixes content
 and style, **preserve colours** keeps your picture's colours. A picture that is not 2:3 is **cropped** to its
 centre or **fitted** whole on a blurred backdrop of itself.
-**Translate** (when installed) is not style transfer: one network trained on posters (StarGAN-like: a generator
-conditioned on the target genre, trained unpaired with cycle-consistency against a PatchGAN that judges each genre
-apart) turns a *poster* into a poster of another genre, keeping its layout. It works at its native size (128x192)
-and the result is enlarged to the output size; strength blends it with your poster. Given a photo it still answers,
-but it has only seen posters.
+**Translate** (when installed) is not style transfer: one network trained here on posters (StarGAN-like: a
+generator conditioned on the target genre, trained unpaired with cycle-consistency against a critic on frozen
+EfficientNet-Lite1 features that judges each genre apart and also says which genre a poster looks like) turns a
+*poster* into a poster of another genre, keeping its layout. It works at a small native size (96x144); its change is
+enlarged and added to your full-size picture, so the picture keeps its detail; strength blends it with your
+picture. It saw a few photo crops in training, but mostly posters.
 """
 EXAMPLE_GENRES = ["Horror_Thriller", "Comedy", "Animation", "Romance", "Action_Adventure", "Drama"]
 QUALITY = "Optimising (quality engine)"

@@ -321,12 +321,15 @@ class ProjectedCritic(nn.Module):
     1x1 convs mix channels (CCM) and fixed random 3x3 convs mix each scale with the upsampled coarser one (CSM);
     a small trainable head with spectral norm per scale gives patch logits plus a projection term
     <embed(c), h> of the multi-hot genre condition. Returns (N, patches) logits over all scales (hinge loss).
+    `genre_head`: also a trainable linear genre classifier on the frozen backbone's pooled last stage (StarGAN's
+    auxiliary classifier, for the translator): forward(..., with_genres=True) returns (logits, genre logits).
     Not shipped (training only), so plain nn.Module."""
 
     STAGES = ((0, 2), (2, 3), (3, 5), (5, 7))  # EfficientNet-Lite0 blocks per stage (Projected GAN's split)
 
     def __init__(self, num_genres: int = G.NUM_GENRES, mix_channels: Sequence[int] = (64, 128, 256, 512),
-                 head_channels: int = 64, pretrained: bool = True, seed: int = 0, variant: int = 0):
+                 head_channels: int = 64, pretrained: bool = True, seed: int = 0, variant: int = 0,
+                 genre_head: bool = False):
         super().__init__()
         from ..backbones import efficientnet_lite
 
@@ -351,6 +354,7 @@ class ProjectedCritic(nn.Module):
         self.out = nn.ModuleList([spectral_norm(nn.Conv2d(head_channels, 1, 1)) for _ in mix_channels])
         self.embed = nn.ModuleList([spectral_norm(nn.Linear(num_genres, head_channels, bias=False))
                                     for _ in mix_channels])
+        self.genre_head = nn.Linear(feat_ch[-1], num_genres) if genre_head else None
         from ..data import IMAGENET_MEAN, IMAGENET_STD
 
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -361,7 +365,7 @@ class ProjectedCritic(nn.Module):
         self.stem.eval(), self.stages.eval()  # frozen BatchNorm statistics of the pretrained network
         return self
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, with_genres: bool = False):
         h = self.stem(((x + 1) / 2 - self.mean) / self.std)
         feats = []
         for stage, ccm in zip(self.stages, self.ccm):
@@ -376,6 +380,10 @@ class ProjectedCritic(nn.Module):
         for f, csm, head, out, embed in zip(feats, self.csm, self.heads, self.out, self.embed):
             g = head(csm(f))
             logits.append((out(g) + (embed(cond)[:, :, None, None] * g).sum(1, keepdim=True)).flatten(1))
+        if with_genres:
+            if self.genre_head is None:
+                raise ValueError("this critic was built without genre_head")
+            return torch.cat(logits, 1), self.genre_head(h.mean((2, 3)))
         return torch.cat(logits, 1)
 
 
