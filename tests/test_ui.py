@@ -325,7 +325,7 @@ class _FakeTransfer:
         return {}
 
     def transfer(self, content, genre, *, engine, strength, preserve_color, size, style_images, steps, fit, progress,
-                 cancel):
+                 cancel, clean=True):
         w, h = (int(v) for v in size.split("x"))
         for i in range(steps):
             if cancel is not None and cancel.is_set():
