@@ -21,8 +21,8 @@ Archs (networks in poster_studio/transfer/translate.py):
             classification term: a linear genre head on the critic's pooled frozen Lite1 features learns the reals'
             genre (cross-entropy on t), and G is trained so that its fakes read as t (neither judge's network: the
             classifier and the probe stay out of the loop). Default DiffAugment for this task: translation only
-            (colour jitter hides the very cue that tells genres apart). --critic patch: the earlier 70x70 PatchGAN (spectral
-            norm, one patch map per genre).
+            (colour jitter hides the very cue that tells genres apart). --critic patch: the earlier 70x70 PatchGAN
+            (spectral norm, one patch map per genre).
   cyclegan  the CycleGAN recipe for one pair (--pair, default Comedy Horror_Thriller): two ResNet generators, two
             70x70 PatchGANs with instance norm, LSGAN, cycle 10 + identity 5, Adam(2e-4, 0.5), batch 1, a pool of
             the last 50 fakes for D. Same script, same data, same budget.
@@ -111,8 +111,8 @@ def parse_args(argv=None):
                    help="stargan + projected critic: StarGAN's domain-classification loss, a linear genre head on the "
                         "critic's frozen Lite1 features (trained on the reals; G: its fakes must read as the target "
                         "genre); default 1 (0 = off)")
-    p.add_argument("--diffaug", default=None, help="DiffAugment policy for D's inputs (default color,translation for "
-                   "stargan, none for cyclegan)")
+    p.add_argument("--diffaug", default=None, help="DiffAugment policy for D's inputs (default translation for "
+                   "stargan: colour jitter would hide the genre cue; none for cyclegan)")
     p.add_argument("--width", type=int, default=None, help="generator width (first conv's channels; default 16 "
                    "(stargan), 64 (cyclegan))")
     p.add_argument("--d-width", type=int, default=64,
