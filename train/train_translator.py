@@ -7,7 +7,10 @@ CUDA when there, else the CPU.
 
 Archs (networks in poster_studio/transfer/translate.py):
   stargan   GenreTranslator, ONE generator for all --genres: G(x, t) with the target genre t fed to AdaIN residual
-            blocks, a residual image added to x (starts as the identity); width 16 (16-32-64 channels, the residual
+            blocks; by default (--max-delta 0) G only regrades colours: a 3x4 affine colour matrix per 16x16-pixel
+            cell from its features and t, plus one global matrix per genre (starts as the identity; cannot draw
+            flares; the service applies the coefficients to the full-size picture). --max-delta > 0 adds a residual
+            image from a decoder (the earlier design: it drew bright flares); width 16 (16-32-64 channels, the residual
             blocks at 64: G's part of a batch-8 step about 1.4 s of CPU on one core, 4.7 s at --width 32, the critic's
             0.5 s). Critic (--critic projected): generate.model.ProjectedCritic(variant=1), a projected GAN
             discriminator on frozen EfficientNet-Lite1 (neither judge's network: the classifier is Lite0, the probe
@@ -15,11 +18,13 @@ Archs (networks in poster_studio/transfer/translate.py):
             step: --batch inputs x, posters of every genre (rare genres drawn as often as common ones) with source s =
             one of their genres, plus --photo-share of crops of the content photos (--content); a random other target t;
             D: training posters of genre t are real, G(x, t) fake, both under t; G: adversarial + cycle
-            |G(G(x, t), s) - x| + identity |G(x, s) - x| on the posters (a photo has no genre: its cycle goes back
-            through a random other genre, no identity term) (+ --lambda-content x VGG-19 distance to x, off by default).
+            --lambda-cyc x |G(G(x, t), s) - x| (default 1: a genre look is not invertible, and at 10 the
+            translator stayed the identity) + identity |G(x, s) - x| on the posters (a photo has no genre: its
+            cycle goes back through a random other genre, no identity term) (+ --lambda-content x VGG-19 distance to x, off by default).
             DiffAugment on all D sees; the EMA of G is shipped. --lambda-cls (default 1): StarGAN's domain
-            classification term: a linear genre head on the critic's pooled frozen Lite1 features learns the reals'
-            genre (cross-entropy on t), and G is trained so that its fakes read as t (neither judge's network: the
+            classification term: a linear genre head on the critic's pooled frozen Lite1 features, fit first on the
+            reals' frozen features (full batch; from chance it gave G noise for hundreds of steps), then trained on
+            with D (cross-entropy on t); G is trained so that its fakes read as t (neither judge's network: the
             classifier and the probe stay out of the loop). Default DiffAugment for this task: translation only
             (colour jitter hides the very cue that tells genres apart). --critic patch: the earlier 70x70 PatchGAN
             (spectral norm, one patch map per genre).
@@ -49,6 +54,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import signal
 import sys
@@ -104,7 +110,8 @@ def parse_args(argv=None):
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--decay", type=float, default=0.5, help="share of the budget over which the lr decays to 0")
     p.add_argument("--loss", choices=("lsgan", "hinge"), default=None, help="default hinge (stargan), lsgan (cyclegan)")
-    p.add_argument("--lambda-cyc", type=float, default=10.0)
+    p.add_argument("--lambda-cyc", type=float, default=None,
+                   help="cycle loss weight: default 1 (stargan: at 10 the grade collapsed to the identity), 10 (cyclegan)")
     p.add_argument("--lambda-id", type=float, default=None, help="default 1 (stargan), 5 (cyclegan: half of cycle)")
     p.add_argument("--lambda-content", type=float, default=0.0, help="stargan: VGG-19 distance of G(x, t) to x")
     p.add_argument("--lambda-cls", type=float, default=None,
@@ -118,6 +125,11 @@ def parse_args(argv=None):
     p.add_argument("--d-width", type=int, default=64,
                    help="critic width (the projected critic's head channels, the PatchGAN's first conv)")
     p.add_argument("--n-res", type=int, default=6, help="residual blocks")
+    p.add_argument("--max-delta", type=float, default=0.0,
+                   help="stargan: range of the decoder's residual image (0 = none: G only regrades colours, per cell "
+                        "of 16x16 pixels, which cannot draw the bright flares a residual drew; 2 = any colour)")
+    p.add_argument("--no-grade", action="store_true", help="stargan: without the colour-grade path (then give "
+                   "--max-delta > 0)")
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--pool", type=int, default=50, help="cyclegan: fakes kept for D")
     p.add_argument("--save-every", type=int, default=100)
@@ -153,6 +165,7 @@ def parse_args(argv=None):
         args.content = None
     args.lr_g = args.lr_g or (1e-4 if stargan else 2e-4)
     args.lr_d = args.lr_d or 2e-4
+    args.lambda_cyc = (1.0 if stargan else 10.0) if args.lambda_cyc is None else args.lambda_cyc
     args.lambda_id = (1.0 if stargan else 0.5 * args.lambda_cyc) if args.lambda_id is None else args.lambda_id
     if args.lambda_cls is None:
         args.lambda_cls = 1.0 if stargan and args.critic == "projected" else 0.0
@@ -203,6 +216,29 @@ def photo_crops(folder, n_per: int, size, seed: int) -> torch.Tensor:
             crop = img.resize(size, Image.Resampling.BICUBIC, box=(x0, y0, x0 + w, y0 + h))
             out.append(torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1))
     return torch.stack(out) if out else torch.empty(0, 3, size[1], size[0], dtype=torch.uint8)
+
+
+@torch.no_grad()
+def _pooled_features(critic, images_u8: torch.Tensor, dev, batch: int = 64) -> torch.Tensor:
+    return torch.cat([critic.pooled((images_u8[i: i + batch].float() / 127.5 - 1).to(dev)).cpu()
+                      for i in range(0, len(images_u8), batch)])
+
+
+def fit_genre_head(critic, images_u8: torch.Tensor, domains: torch.Tensor, dev, iters: int = 300) -> float:
+    """Fit the critic's linear genre head (before the first step) on the frozen pooled features of the domains'
+    real posters: full batch, Adam, class-balanced cross-entropy. Without it the head starts at chance and G's
+    classification gradient is noise for hundreds of steps. Returns the final (balanced) loss."""
+    feats = _pooled_features(critic, images_u8, dev).to(dev)
+    y = domains.to(dev)
+    k = critic.genre_head.out_features
+    weight = len(y) / (k * torch.bincount(y, minlength=k).clamp_min(1).float())
+    opt = torch.optim.Adam(critic.genre_head.parameters(), lr=1e-2, weight_decay=1e-4)
+    for _ in range(iters):
+        loss = F.cross_entropy(critic.genre_head(feats), y, weight=weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return loss.item()
 
 
 def poster_batch(images_u8: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -367,7 +403,9 @@ def make_models(args):
         critic = (ProjectedCritic(len(args.genres), head_channels=args.d_width, variant=1, seed=args.seed,
                                   genre_head=bool(getattr(args, "lambda_cls", 0.0)))
                   if args.critic == "projected" else PatchDiscriminator(len(args.genres), args.d_width, "spectral"))
-        return GenreTranslator(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res), critic
+        return GenreTranslator(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res,
+                               max_delta=getattr(args, "max_delta", 2.0),
+                               grade=not getattr(args, "no_grade", True)), critic
     return (CycleGANPair(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res),
             nn.ModuleList([PatchDiscriminator(1, args.d_width, "instance") for _ in range(2)]))
 
@@ -469,12 +507,15 @@ def main(argv=None) -> dict:
             raise SystemExit(f"nothing to export: no {state_path}")
         args.arch = st["arch"]
         args.critic, args.lambda_cls = "patch", 0.0  # a state from before the projected critic / the genre head
+        args.max_delta, args.no_grade = 2.0, True  # ... / before the colour grade
         for k, v in json.loads(st["train_args"]).items():
             setattr(args, k, v)  # build and describe the networks as they were trained
     elif st is not None and st["arch"] != args.arch:
         raise SystemExit(f"{state_path} belongs to arch {st['arch']!r}, not {args.arch!r}: use another --out.")
     elif st is not None and "lambda_cls" not in json.loads(st["train_args"]):
         args.lambda_cls = 0.0  # a run begun before the genre head goes on without it
+    if st is not None and not args.export and "max_delta" not in json.loads(st["train_args"]):
+        args.max_delta, args.no_grade = 2.0, True  # a run begun before the colour grade goes on without it
     out.mkdir(parents=True, exist_ok=True)
     stargan = args.arch == "stargan"
     torch.manual_seed(args.seed)
@@ -502,7 +543,7 @@ def main(argv=None) -> dict:
     train_args = {k: getattr(args, k) for k in (
         "genres", "size", "width", "d_width", "n_res", "minutes", "batch", "lr_g", "lr_d", "beta1", "beta2", "decay",
         "loss", "lambda_cyc", "lambda_id", "lambda_content", "lambda_cls", "diffaug", "min_domain", "critic",
-        "photo_share", "photo_bank")}
+        "photo_share", "photo_bank", "max_delta", "no_grade")}
     if st is not None:
         G_net.load_state_dict(st["G"]), D_net.load_state_dict(st["D"]), G_ema.load_state_dict(st["G_ema"])
         opt_g.load_state_dict(st["opt_g"]), opt_d.load_state_dict(st["opt_d"])
@@ -532,6 +573,11 @@ def main(argv=None) -> dict:
     if stargan:
         print(f"inputs: {len(in_rows)} posters + {args.photo_bank} photo crops ({n_photos(args)} a batch); real "
               f"posters per genre: {domains}; critic: {args.critic}", flush=True)
+    if stargan and args.lambda_cls and st is None:
+        t0 = time.time()
+        loss = fit_genre_head(D_net, images[rows], doms, dev)
+        print(f"genre head fit on {len(rows)} real posters' frozen features: loss {loss:.3f} (chance "
+              f"{math.log(len(args.genres)):.3f}), {time.time() - t0:.0f} s", flush=True)
     feature_distance = None
     if args.lambda_content:  # the upscaler's LPIPS-like VGG-19 distance (differentiable)
         import poster_studio.upscale.evaluate as upscale_evaluate

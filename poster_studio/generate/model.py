@@ -365,12 +365,21 @@ class ProjectedCritic(nn.Module):
         self.stem.eval(), self.stages.eval()  # frozen BatchNorm statistics of the pretrained network
         return self
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, with_genres: bool = False):
-        h = self.stem(((x + 1) / 2 - self.mean) / self.std)
-        feats = []
-        for stage, ccm in zip(self.stages, self.ccm):
+    def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The frozen network's four stage outputs for x in [-1, 1]."""
+        h, out = self.stem(((x + 1) / 2 - self.mean) / self.std), []
+        for stage in self.stages:
             h = stage(h)
-            feats.append(ccm(h))
+            out.append(h)
+        return out
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """What the genre head reads: the last stage's mean over positions, (N, channels)."""
+        return self.backbone(x)[-1].mean((2, 3))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, with_genres: bool = False):
+        stages = self.backbone(x)
+        feats, h = [ccm(f) for f, ccm in zip(stages, self.ccm)], stages[-1]
         for i in (2, 1, 0):  # cross-scale mixing, coarse to fine
             up = F.interpolate(self.csm_up[i](feats[i + 1]), size=feats[i].shape[-2:], mode="bilinear",
                                align_corners=False)

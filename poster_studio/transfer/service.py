@@ -276,8 +276,16 @@ class GenreTransfer:
         full = to_tensor(img)[None]
         x = to_tensor(img.resize((nw, nh), Image.Resampling.LANCZOS))[None] if (nw, nh) != (w, h) else full
         target = torch.tensor([tr.genres.index(genre)], device=dev)
+        enlarged = (nw, nh) != (w, h)
+        if enlarged and self.TRANSLATE_ENLARGE == "residual" and getattr(tr, "grade", False):
+            # a grading translator: its coefficients, found at the native size, are applied to the full-size pixels
+            out = ((tr(x.to(dev) * 2 - 1, target, full=full.to(dev) * 2 - 1) + 1) / 2).cpu().clamp(0, 1)
+            if w > nw or h > nh:
+                notes.append(f"The translate engine works at {nw}x{nh}: its colour grade was spread over your "
+                             f"picture and applied to it at {w}x{h}.")
+            return out if strength == 1.0 else (1 - strength) * full + strength * out
         y = ((tr(x.to(dev) * 2 - 1, target) + 1) / 2).cpu()
-        if (nw, nh) == (w, h):
+        if not enlarged:
             out = y.clamp(0, 1)
         elif self.TRANSLATE_ENLARGE == "residual":
             delta = torch.nn.functional.interpolate(y - x, size=(h, w), mode="bicubic", align_corners=False)

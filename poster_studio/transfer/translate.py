@@ -6,6 +6,14 @@ train/train_translator.py (checkpoints/translator/).
   embedding of the target genre t (conditional instance norm / AdaIN) -> decoder (nearest 2x upsampling + 3x3
   convs) -> tanh: a residual image added to the input. Its last conv starts at zero, so the untrained net is the
   identity and a poster keeps its layout. Native 128x192 (W x H); fully convolutional (any size divisible by 4).
+  `grade=True` (the default since 2026-12-02) adds a colour-grade path before the residual (HDRNet-like, Gharbi et
+  al. 2017): from the bottleneck features pooled to a coarse grid (one cell per 16x16 pixels) plus the target
+  genre's embedding, a small head predicts a 3x4 affine colour matrix per cell (starting at the identity), plus a
+  learned global matrix per genre, spread
+  smoothly over the picture (bilinear) and applied to each pixel's RGB. Why: the decoder's instance norms remove
+  any per-channel constant, so without this path G could hardly make the global, genre-dependent colour shift that
+  tells genres apart (the first translator runs stayed at the identity); an affine grade is invertible (the cycle
+  loss allows it) and cannot draw flares.
 - `PatchDiscriminator`: the 70x70 PatchGAN (C64-C128-C256-C512, 4x4 convs), one patch map per genre: an image
   is judged only by the map of the genre it is real or fake for (multi-task, as StarGAN v2). Spectral norm (ours)
   or instance norm (the CycleGAN recipe). Training only: plain nn.Module.
@@ -59,16 +67,18 @@ class AdaINResBlock(nn.Module):
 
 class GenreTranslator(nn.Module, hub.HubMixin):
     """Multi-genre poster translator (see the module docstring). `size`: native (W, H); `width`: channels of the
-    first conv (x2, x4 after the two downsamplings); `max_delta`: the residual's range (2 = any colour)."""
+    first conv (x2, x4 after the two downsamplings); `max_delta`: the decoder residual's range (2 = any colour; 0 =
+    no decoder: the colour grade alone, which cannot draw the flares the residual drew in training); `grade`: the
+    colour-grade path."""
 
     arch = "stargan"
 
     def __init__(self, arch: str = "stargan", genres: Sequence[str] = G.GENRES, size: Sequence[int] = NATIVE_SIZE,
-                 width: int = 64, n_res: int = 6, embed_dim: int = 64, max_delta: float = 2.0):
+                 width: int = 64, n_res: int = 6, embed_dim: int = 64, max_delta: float = 2.0, grade: bool = True):
         super().__init__()
         self.genres = tuple(G.parse_genre(g) for g in genres)
         self.size = tuple(int(s) for s in size)
-        self.width, self.max_delta = int(width), float(max_delta)
+        self.width, self.max_delta, self.grade = int(width), float(max_delta), bool(grade)
         w1, w2, w4 = width, 2 * width, 4 * width
         self.embed = nn.Embedding(len(self.genres), embed_dim)
         self.encoder = nn.Sequential(
@@ -76,20 +86,53 @@ class GenreTranslator(nn.Module, hub.HubMixin):
             *_conv(w1, w2, 4, 2), nn.InstanceNorm2d(w2, affine=True), nn.ReLU(True),
             *_conv(w2, w4, 4, 2), nn.InstanceNorm2d(w4, affine=True), nn.ReLU(True))
         self.blocks = nn.ModuleList([AdaINResBlock(w4, embed_dim) for _ in range(n_res)])
-        self.decoder = nn.Sequential(
+        self.decoder = None if self.max_delta == 0 else nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"), *_conv(w4, w2, 3), nn.InstanceNorm2d(w2, affine=True),
             nn.ReLU(True),
             nn.Upsample(scale_factor=2, mode="nearest"), *_conv(w2, w1, 3), nn.InstanceNorm2d(w1, affine=True),
             nn.ReLU(True),
             *_conv(w1, 3, 7))
-        nn.init.zeros_(self.decoder[-1].weight), nn.init.zeros_(self.decoder[-1].bias)  # starts as the identity
+        if self.decoder is not None:
+            nn.init.zeros_(self.decoder[-1].weight), nn.init.zeros_(self.decoder[-1].bias)  # starts as the identity
+        if not (self.grade or self.decoder is not None):
+            raise ValueError("a translator needs the colour grade (grade=True) or the residual (max_delta > 0)")
+        if self.grade:  # the colour-grade head (module docstring): pooled features + genre -> 12 coefficients a cell
+            self.grade_in = nn.Conv2d(w4, w4, 1)
+            self.grade_genre = nn.Linear(embed_dim, w4)
+            self.grade_out = nn.Conv2d(w4, 12, 1)
+            self.grade_global = nn.Embedding(len(self.genres), 12)  # each genre's own grade, whatever the picture
+            nn.init.zeros_(self.grade_out.weight), nn.init.zeros_(self.grade_out.bias)  # the identity grade
+            nn.init.zeros_(self.grade_global.weight)
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    GRADE_CELL = 4  # bottleneck positions (of 4x4 pixels) per grid cell: one cell per 16x16 pixels
+
+    def colour_grade(self, x: torch.Tensor, h: torch.Tensor, e: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """x graded by the per-cell affine colour matrices that h (bottleneck) and e (genre embedding) give, plus
+        the target genre's global grade."""
+        cell = F.avg_pool2d(h, self.GRADE_CELL, ceil_mode=True)
+        z = F.relu(self.grade_in(cell) + self.grade_genre(e)[:, :, None, None])
+        coef = self.grade_out(z) + self.grade_global(target)[:, :, None, None]
+        coef = F.interpolate(coef, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        a, b = coef[:, :9].unflatten(1, (3, 3)), coef[:, 9:]
+        return x + torch.einsum("nijhw,njhw->nihw", a, x) + b  # (I + a) x + b
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor, full: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x translated to the genres `target`. `full`: the same pictures at a larger size: the network still sees
+        x, but its grade (smooth coefficients) is spread over `full` and applied to full's own pixels, and its residual
+        (if any) enlarged (bicubic): the result has full's size and keeps its detail (HDRNet's low-res coefficients,
+        full-res application)."""
         e = self.embed(target)
         h = self.encoder(x)
         for block in self.blocks:
             h = block(h, e)
-        return (x + self.max_delta * torch.tanh(self.decoder(h))).clamp(-1, 1)
+        base = x if full is None else full
+        out = self.colour_grade(base, h, e, target) if self.grade else base
+        if self.decoder is not None:
+            r = self.decoder(h)
+            if full is not None:
+                r = F.interpolate(r, size=full.shape[-2:], mode="bicubic", align_corners=False)
+            out = out + self.max_delta * torch.tanh(r)
+        return out.clamp(-1, 1)
 
 
 class PatchDiscriminator(nn.Module):
