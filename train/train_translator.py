@@ -427,8 +427,7 @@ def n_photos(args) -> int:
 ARCH_NOTES = {
     "stargan": "One multi-genre translator (StarGAN-like) for the Genre transfer tab's translate engine: G(x, t) = "
                "encoder (7x7 conv, two strided 4x4 convs, instance norm) -> residual blocks with AdaIN from a learned "
-               "embedding of the target genre -> decoder (nearest upsampling + 3x3 convs) -> tanh residual added to "
-               "the input poster (zero-initialised: starts as the identity, keeps the layout); fully convolutional. "
+               "embedding of the target genre -> {output}; fully convolutional, starts as the identity. "
                "Trained unpaired on posters of every genre and crops of a few content photos as inputs, against "
                "{critic}, hinge/LSGAN as below, cycle-consistency + identity losses, DiffAugment on the critic's "
                "inputs, EMA of the generator (shipped). Trained at {size} (W x H).",
@@ -480,7 +479,17 @@ def write_checkpoint(net, out_dir: Path, args, info: dict, metric_files=None) ->
                  if getattr(args, "lambda_cls", 0.0) else ")")
               if getattr(args, "critic", "patch") == "projected" else
               "a 70x70 PatchGAN with spectral norm and one patch map per genre")
-    desc, metrics, extra = ARCH_NOTES[args.arch].format(critic=critic, size="x".join(map(str, args.size))), {}, {}
+    grade = not getattr(args, "no_grade", True)
+    delta = getattr(args, "max_delta", 2.0)
+    output = ("a colour grade: a 3x4 affine colour matrix per cell of 16x16 pixels, from the features pooled to "
+              "that grid and the genre embedding, plus one global matrix per genre, spread bilinearly and applied to "
+              "each pixel's RGB (the service finds the coefficients at the native size and applies them to the "
+              "full-size picture)" if grade else "")
+    if delta:
+        output += ((", then " if grade else "") + f"a decoder (nearest upsampling + 3x3 convs) whose tanh residual "
+                   f"(range {delta:g}) is added")
+    desc, metrics, extra = ARCH_NOTES[args.arch].format(critic=critic, size="x".join(map(str, args.size)),
+                                                        output=output), {}, {}
     if metric_files:
         metrics, table = summarize_metrics(metric_files)
         desc += ("\n\nEvaluation (`python -m poster_studio evaluate-translate`, val posters never trained on): "
