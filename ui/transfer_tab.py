@@ -36,10 +36,11 @@ removes the decoder's dark blotches and outlines at the cost of some of its text
 and style, **preserve colours** keeps your picture's colours. A picture that is not 2:3 is **cropped** to its
 centre or **fitted** whole on a blurred backdrop of itself.
 **Translate** (when installed) is not style transfer: one network trained here on posters (StarGAN-like: a
-generator conditioned on the target genre, trained unpaired with cycle-consistency against a critic on frozen
-EfficientNet-Lite1 features that judges each genre apart and also says which genre a poster looks like) turns a
-*poster* into a poster of another genre, keeping its layout. It works at a small native size (96x144); its change is
-enlarged and added to your full-size picture, so the picture keeps its detail; strength blends it with your
+generator conditioned on the target genre, trained unpaired against a critic on frozen EfficientNet-Lite1 features
+that judges each genre apart and also says which genre a poster looks like) **regrades** a *poster* as a poster of
+another genre: region by region (cells of about a sixth of its width) it picks an affine colour transform, so the
+layout, the edges and the lettering stay exactly where they are. It reads your picture at a small size (96x144)
+and applies its grade to the full-size picture, so the picture keeps its detail; strength blends it with your
 picture. It saw a few photo crops in training, but mostly posters.
 """
 EXAMPLE_GENRES = ["Horror_Thriller", "Comedy", "Animation", "Romance", "Action_Adventure", "Drama"]
