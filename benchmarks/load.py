@@ -4,6 +4,8 @@ Scenario "burst": N clients x M requests mixing /generate, /classify and /transf
 requests, explicit "queue is full" (busy) answers and the time to them, failures, throughput against the same
 completed requests run one after another (from the single-request medians), p50/p95 latency of the accepted
 requests per endpoint against a single request (median of 3 on the idle server), and the server's RSS.
+A separate light process (plain urllib) uploads the content image every 0.25 s during the burst and times the
+server's answers (its 503s are the "busy" answers to uploads, apart from the load generator's own scheduling).
 Scenario "disconnect": three client processes start quality transfers and are SIGKILLed; the server's CPU use is
 sampled until it is idle, then 8 clients send fast transfers at once.
 Each section has a `targets` object (true = met, null = not measurable here). Endpoints whose model is not
@@ -268,9 +270,11 @@ def run_burst(url: str, pid: int | None, args, inputs: dict, single: dict, skipp
             if rec[0] == "busy" and r + 1 < args.requests:
                 time.sleep(rng.uniform(args.backoff, 2 * args.backoff))   # back off, do not hammer
 
+    probe = UploadProbe(url, args.image) if getattr(args, "image", None) else None
     t0 = time.perf_counter()
     _run_all(client_run, args.clients, args.requests * (args.timeout + 2 * args.backoff + 5) + 30)
     wall = time.perf_counter() - t0
+    probed = probe.stop() if probe else []
     rss_after = peak = None
     if monitor:
         time.sleep(args.settle)
@@ -293,6 +297,8 @@ def run_burst(url: str, pid: int | None, args, inputs: dict, single: dict, skipp
                      "p95_over_single": round(p95 / single[e], 2) if p95 is not None else None}
     ratios = [v["p95_over_single"] for v in per_ep.values() if v["p95_over_single"] is not None]
     busy_t = [r[2] for r in busy]
+    refused = [t for status, t in probed if status == 503]
+    accepted = [t for status, t in probed if status == 200]
     throughput_ratio = round(sequential_s / wall, 3) if wall > 0 and ok else None
     growth = round(rss_after - rss_before, 1) if rss_after is not None and rss_before is not None else None
     limit = args.queue_size + 2
@@ -307,6 +313,10 @@ def run_burst(url: str, pid: int | None, args, inputs: dict, single: dict, skipp
         "sequential_rps": round(len(ok) / sequential_s, 3) if sequential_s else None,
         "throughput_ratio": throughput_ratio,
         "busy_answer_s": {"p50": _pct(busy_t, 0.5), "p95": _pct(busy_t, 0.95), "max": _pct(busy_t, 1.0)},
+        "upload_probe": {"uploads": len(probed), "refused_503": len(refused),
+                         "refused_answer_s": {"p50": _pct(refused, 0.5), "p95": _pct(refused, 0.95),
+                                              "max": _pct(refused, 1.0)},
+                         "accepted_answer_s": {"p50": _pct(accepted, 0.5), "p95": _pct(accepted, 0.95)}},
         "per_endpoint": per_ep,
         "max_p95_over_single": max(ratios) if ratios else None,
         "p95_over_single_limit": limit,
@@ -319,10 +329,60 @@ def run_burst(url: str, pid: int | None, args, inputs: dict, single: dict, skipp
             "throughput_ratio_ge_0.8": throughput_ratio is not None and throughput_ratio >= 0.8,
             "p95_accepted_le_queue_plus_2": bool(ratios) and max(ratios) <= limit,
             "busy_answer_p95_lt_1s": (_pct(busy_t, 0.95) < 1.0) if busy_t else True,
+            "probe_refused_upload_p95_lt_1s": (_pct(refused, 0.95) < 1.0) if refused else None,
             "rss_growth_lt_200mb": (growth < 200) if growth is not None else None,
         },
     })
     return out
+
+
+# ---------------------------------------------------------------------------------------------- upload probe
+UPLOAD_PROBE = r"""
+import json, signal, sys, time, urllib.error, urllib.request, uuid
+url, image, interval = sys.argv[1], open(sys.argv[2], "rb").read(), float(sys.argv[3])
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+boundary = uuid.uuid4().hex
+body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"probe.png\"\r\n"
+        f"Content-Type: image/png\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
+out = []
+print("ready", flush=True)
+while not stop:
+    req = urllib.request.Request(url.rstrip("/") + "/gradio_api/upload", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    t0 = time.perf_counter()
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    except Exception:
+        status = -1
+    out.append((status, time.perf_counter() - t0))
+    time.sleep(interval)
+print(json.dumps(out), flush=True)
+"""
+
+
+class UploadProbe:
+    """A separate, light process that uploads the content image every `interval` s during the burst with plain
+    urllib (no gradio_client, none of the load generator's 32 threads) and times each answer: the 503s are the
+    server's own "busy" answers, measured apart from the load generator's scheduling on the shared cores."""
+
+    def __init__(self, url: str, image: Path, interval: float = 0.25):
+        self.proc = subprocess.Popen([sys.executable, "-c", UPLOAD_PROBE, url, str(image), str(interval)],
+                                     stdout=subprocess.PIPE, text=True)
+        self.proc.stdout.readline()  # "ready"
+
+    def stop(self) -> list[tuple[int, float]]:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=90)
+            return [tuple(r) for r in json.loads(out.strip().splitlines()[-1])]
+        except (subprocess.TimeoutExpired, ValueError, IndexError):
+            self.proc.kill()
+            return []
 
 
 # ---------------------------------------------------------------------------------------------- disconnect
@@ -514,6 +574,7 @@ def main(argv=None) -> dict:
             pid = proc.pid
         result.update({"url": url, "server_log": log, "server_startup_s": round(startup, 2) if startup else None})
         image = _content_image(tmp)
+        args.image = image
         inputs = _inputs(image)
         # single-request latency per endpoint on the idle server (also finds the endpoints whose model is missing)
         probe = Client(url, verbose=False)

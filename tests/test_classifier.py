@@ -62,6 +62,28 @@ def test_save_load_round_trip(tmp_path):
     assert "val_mAP" in card and "library_name: poster-studio" in card
 
 
+def test_lite2_variant_round_trip_and_a_config_without_variant_is_lite0(tmp_path):
+    """Issue 24: PosterClassifier(variant=2) carries the packaged ImageNet Lite2 weights and round-trips with its
+    variant; a config written before `variant` existed still loads, as Lite0."""
+    from poster_studio.backbones import efficientnet_lite
+
+    model = from_imagenet(variant=2, image_size=(96, 64)).eval()
+    ref = efficientnet_lite(2).state_dict()
+    assert model.variant == 2 and torch.equal(model.backbone.conv_stem.weight, ref["conv_stem.weight"])
+    hub.save_checkpoint(model, tmp_path / "lite2")
+    assert json.loads((tmp_path / "lite2" / "config.json").read_text())["variant"] == 2
+    loaded = Classifier.load(directory=tmp_path / "lite2").model
+    x = torch.randn(1, 3, 96, 64)
+    with torch.no_grad():
+        assert loaded.variant == 2 and torch.allclose(model(x), loaded(x), atol=1e-6)
+    lite0 = PosterClassifier(image_size=(96, 64))
+    hub.save_checkpoint(lite0, tmp_path / "old")
+    cfg = json.loads((tmp_path / "old" / "config.json").read_text())
+    cfg.pop("variant")
+    (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
+    assert Classifier.load(directory=tmp_path / "old").model.variant == 0
+
+
 def test_truncated_checkpoint_names_the_file(tmp_path):
     hub.save_checkpoint(PosterClassifier(), tmp_path / "classifier")
     w = tmp_path / "classifier" / "model.safetensors"

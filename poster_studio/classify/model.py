@@ -1,6 +1,6 @@
 """The classifier's networks and its embeddings index.
 
-- `PosterClassifier`: EfficientNet-Lite0 (ImageNet) at the poster's 2:3 shape -> global average pool -> 128-d
+- `PosterClassifier`: EfficientNet-Lite0 (or `variant` 1, 2) (ImageNet) at the poster's 2:3 shape -> global average pool -> 128-d
   embedding -> one logit per genre; per-genre thresholds in its config. `from_imagenet()` starts training.
 - `SeedHead`: the seed recipe's MLP on frozen VGG-19 pool5 features (the baseline).
 - `EmbeddingIndex`: the training posters in the embedding space (ids, titles, years, vectors, probabilities; no
@@ -22,7 +22,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from .. import genres as G
 from .. import hub
-from ..backbones import efficientnet_lite0
+from ..backbones import efficientnet_lite
 from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CheckpointError
 from ..images import fit_image, needs_fitting, to_tensor
@@ -33,16 +33,18 @@ INDEX_META = "index.json"
 
 
 class PosterClassifier(nn.Module, hub.HubMixin):
-    """EfficientNet-Lite0 (ImageNet) -> global average pool -> 128-d embedding -> one logit per genre."""
+    """EfficientNet-Lite{variant} (ImageNet; the shipped one is Lite0) -> global average pool -> 128-d embedding ->
+    one logit per genre. A checkpoint without `variant` in its config (all before 2026-12-02) is Lite0."""
 
     def __init__(self, image_size: Sequence[int] = (288, 192), embed_dim: int = 128,
                  genres: Sequence[str] = G.GENRES, dropout: float = 0.3, split_block: int = 5,
-                 thresholds: Optional[Sequence[float]] = None):
+                 thresholds: Optional[Sequence[float]] = None, variant: int = 0):
         super().__init__()
         self.image_size = tuple(int(s) for s in image_size)  # (H, W)
         self.genres = tuple(genres)
         self.split_block = int(split_block)
-        self.backbone = efficientnet_lite0(pretrained=False)
+        self.variant = int(variant)
+        self.backbone = efficientnet_lite(self.variant, pretrained=False)
         self.backbone.reset_classifier(0)
         width = self.backbone.num_features
         self.dropout = nn.Dropout(dropout)
@@ -91,7 +93,8 @@ class PosterClassifier(nn.Module, hub.HubMixin):
 def from_imagenet(**kwargs) -> PosterClassifier:
     """A fresh PosterClassifier whose backbone carries the packaged ImageNet weights (start of training)."""
     model = PosterClassifier(**kwargs)
-    state = {k: v for k, v in efficientnet_lite0(pretrained=True).state_dict().items() if not k.startswith("classifier.")}
+    state = {k: v for k, v in efficientnet_lite(model.variant, pretrained=True).state_dict().items()
+             if not k.startswith("classifier.")}
     model.backbone.load_state_dict(state, strict=True)
     return model
 
