@@ -8,9 +8,10 @@ previews through `progress`, stops when `cancel` is set). Colour preservation ke
 
 "translate" = poster -> poster of another genre by one multi-genre network (translate.py, checkpoints/translator,
 optional): the picture is fitted to 2:3 as for the other engines and translated at the network's native size
-(about 96x144); the network's change is enlarged and added to the full-size picture (TRANSLATE_ENLARGE "residual";
-"upscale" enlarges the translation itself by the learned upscaler when checkpoints/upscaler is there, else
-Lanczos); strength blends the translation with the picture.
+(about 96x144); a grading translator (the shipped design) applies its colour-grade coefficients, found at that
+size, to the full-size picture's own pixels; an older residual translator's change is enlarged and added to the
+full-size picture (TRANSLATE_ENLARGE "residual"; "upscale" enlarges the translation itself by the learned upscaler
+when checkpoints/upscaler is there, else Lanczos); strength blends the translation with the picture.
 
 Arguments are checked once, in `check_inputs`; its limits are the class attributes. The fast engine serves many
 requests at once; the quality engine runs one job at a time (QUALITY_SLOTS) and refuses a second at once
