@@ -229,10 +229,16 @@ def test_training_steps_reduce_the_losses_and_export_a_checkpoint(data, tmp_path
     ev = {"average": {"translate": {"hit_rate": 0.5, "ssim": 0.6, "kid": 0.1}, "fast": {"hit_rate": 0.25}},
           "genres": {"Comedy": {"translate": {"hit_rate": 0.5}}}}
     (tmp_path / "translate-eval.json").write_text(json.dumps(ev))
+    ev2 = {"engine": "translate", "average": {"hit_rate": 0.3, "hit_rate_probe": 0.34, "ssim": 0.8, "blotches": 0.001},
+           "genres": {"Comedy": {"hit_rate": 0.2, "hit_rate_probe": 0.1}}}  # evaluate-transfer's format
+    (tmp_path / "transfer-eval.json").write_text(json.dumps(ev2))
     tt.main(["--out", str(run), "--export", str(tmp_path / "exported"), "--metrics",
-             str(tmp_path / "translate-eval.json")])
+             str(tmp_path / "translate-eval.json"), str(tmp_path / "transfer-eval.json")])
     card = (tmp_path / "exported" / "README.md").read_text()
-    assert "| translate-eval | translate | 0.500 | n/a | 0.600 | n/a | 0.100 |" in card and "30 steps" in card
+    assert "| translate-eval | translate | 0.500 | n/a | 0.600 | n/a | 0.100 | n/a |" in card and "30 steps" in card
+    assert "| transfer-eval | translate | 0.300 | 0.340 | 0.800 | n/a | n/a | 0.001 |" in card
+    exported = json.loads((tmp_path / "exported" / "metrics.json").read_text())
+    assert exported["transfer-eval/translate/hit_rate_per_genre"] == {"Comedy": 0.2}
     assert json.loads((tmp_path / "exported" / "metrics.json").read_text())["translate-eval/fast/hit_rate"] == 0.25
     assert (tmp_path / "exported" / "evaluation.json").is_file()
     assert not (tmp_path / "exported" / "samples.png").exists()  # sample grids show posters: not shipped

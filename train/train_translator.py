@@ -128,6 +128,8 @@ def parse_args(argv=None):
     p.add_argument("--max-delta", type=float, default=0.0,
                    help="stargan: range of the decoder's residual image (0 = none: G only regrades colours, per cell "
                         "of 16x16 pixels, which cannot draw the bright flares a residual drew; 2 = any colour)")
+    p.add_argument("--grade-cell", type=int, default=4, help="stargan: grade cell size in 4-pixel steps (4 = 16x16 "
+                   "pixels of the native size; larger = a smoother grade, fewer local colour patches)")
     p.add_argument("--no-grade", action="store_true", help="stargan: without the colour-grade path (then give "
                    "--max-delta > 0)")
     p.add_argument("--ema", type=float, default=0.999)
@@ -405,7 +407,8 @@ def make_models(args):
                   if args.critic == "projected" else PatchDiscriminator(len(args.genres), args.d_width, "spectral"))
         return GenreTranslator(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res,
                                max_delta=getattr(args, "max_delta", 2.0),
-                               grade=not getattr(args, "no_grade", True)), critic
+                               grade=not getattr(args, "no_grade", True),
+                               grade_cell=getattr(args, "grade_cell", 4)), critic
     return (CycleGANPair(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res),
             nn.ModuleList([PatchDiscriminator(1, args.d_width, "instance") for _ in range(2)]))
 
@@ -438,20 +441,23 @@ ARCH_NOTES = {
 
 
 def summarize_metrics(files: list[str]) -> tuple[dict, str]:
-    """Model-card metrics (run/engine/metric) and a Markdown table from evaluate-translate JSON files."""
+    """Model-card metrics (run/engine/metric) and a Markdown table from evaluate-translate JSON files, or from
+    evaluate-transfer ones (one engine, a flat average; they add the blotch measure)."""
     metrics, rows = {}, []
     for f in files:
         ev, run = json.loads(Path(f).read_text()), Path(f).stem
-        for eng, avg in ev.get("average", {}).items():
+        transfer = isinstance(ev.get("engine"), str)  # evaluate-transfer: {"engine": ..., "average": {metric: v}}
+        averages = {ev["engine"]: ev.get("average", {})} if transfer else ev.get("average", {})
+        for eng, avg in averages.items():
             for k, v in avg.items():
                 metrics[f"{run}/{eng}/{k}"] = v
             rows.append(f"| {run} | {eng} | " + " | ".join(
                 "n/a" if avg.get(k) is None else f"{avg[k]:.3f}"
-                for k in ("hit_rate", "hit_rate_probe", "ssim", "vgg_distance", "kid")) + " |")
-        metrics[f"{run}/translate/hit_rate_per_genre"] = {g: r["translate"]["hit_rate"]
-                                                          for g, r in ev.get("genres", {}).items()}
-    table = ("| run | engine | hit rate | hit rate (probe) | SSIM | VGG distance | KID |\n"
-             "|---|---|---|---|---|---|---|\n" + "\n".join(rows))
+                for k in ("hit_rate", "hit_rate_probe", "ssim", "vgg_distance", "kid", "blotches")) + " |")
+        metrics[f"{run}/translate/hit_rate_per_genre"] = {
+            g: r["hit_rate"] if transfer else r["translate"]["hit_rate"] for g, r in ev.get("genres", {}).items()}
+    table = ("| run | engine | hit rate | hit rate (probe) | SSIM | VGG distance | KID | blotches |\n"
+             "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
     return metrics, table
 
 
@@ -481,7 +487,8 @@ def write_checkpoint(net, out_dir: Path, args, info: dict, metric_files=None) ->
               "a 70x70 PatchGAN with spectral norm and one patch map per genre")
     grade = not getattr(args, "no_grade", True)
     delta = getattr(args, "max_delta", 2.0)
-    output = ("a colour grade: a 3x4 affine colour matrix per cell of 16x16 pixels, from the features pooled to "
+    cell = 4 * getattr(args, "grade_cell", 4)
+    output = (f"a colour grade: a 3x4 affine colour matrix per cell of {cell}x{cell} pixels, from the features pooled to "
               "that grid and the genre embedding, plus one global matrix per genre, spread bilinearly and applied to "
               "each pixel's RGB (the service finds the coefficients at the native size and applies them to the "
               "full-size picture)" if grade else "")
@@ -495,7 +502,9 @@ def write_checkpoint(net, out_dir: Path, args, info: dict, metric_files=None) ->
         desc += ("\n\nEvaluation (`python -m poster_studio evaluate-translate`, val posters never trained on): "
                  "hit rate = share of translated posters whose top genre is the target, under the project classifier "
                  "and under the VGG-19 probe; SSIM and VGG distance to the input; KID against the real val posters of "
-                 "the target genre; `input` = the posters untouched, `fast` = the AdaIN engine on the same inputs:\n\n"
+                 "the target genre; `input` = the posters untouched, `fast` = the AdaIN engine on the same inputs; "
+                 "rows with a blotch figure are `evaluate-transfer` (the 5 content photos + 25 val posters x 7 genres "
+                 "at 384x576):\n\n"
                  + table + "\n\nFull results: `evaluation.json`.")
         evaluation = {Path(f).stem: json.loads(Path(f).read_text()) for f in metric_files}
         extra["evaluation.json"] = lambda p: Path(p).write_text(json.dumps(evaluation, indent=2))
@@ -552,7 +561,7 @@ def main(argv=None) -> dict:
     train_args = {k: getattr(args, k) for k in (
         "genres", "size", "width", "d_width", "n_res", "minutes", "batch", "lr_g", "lr_d", "beta1", "beta2", "decay",
         "loss", "lambda_cyc", "lambda_id", "lambda_content", "lambda_cls", "diffaug", "min_domain", "critic",
-        "photo_share", "photo_bank", "max_delta", "no_grade")}
+        "photo_share", "photo_bank", "max_delta", "no_grade", "grade_cell")}
     if st is not None:
         G_net.load_state_dict(st["G"]), D_net.load_state_dict(st["D"]), G_ema.load_state_dict(st["G_ema"])
         opt_g.load_state_dict(st["opt_g"]), opt_d.load_state_dict(st["opt_d"])

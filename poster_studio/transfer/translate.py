@@ -69,16 +69,18 @@ class GenreTranslator(nn.Module, hub.HubMixin):
     """Multi-genre poster translator (see the module docstring). `size`: native (W, H); `width`: channels of the
     first conv (x2, x4 after the two downsamplings); `max_delta`: the decoder residual's range (2 = any colour; 0 =
     no decoder: the colour grade alone, which cannot draw the flares the residual drew in training); `grade`: the
-    colour-grade path."""
+    colour-grade path; `grade_cell`: its cells, in bottleneck positions (4 = 16x16 pixels)."""
 
     arch = "stargan"
 
     def __init__(self, arch: str = "stargan", genres: Sequence[str] = G.GENRES, size: Sequence[int] = NATIVE_SIZE,
-                 width: int = 64, n_res: int = 6, embed_dim: int = 64, max_delta: float = 2.0, grade: bool = True):
+                 width: int = 64, n_res: int = 6, embed_dim: int = 64, max_delta: float = 2.0, grade: bool = True,
+                 grade_cell: int = 4):
         super().__init__()
         self.genres = tuple(G.parse_genre(g) for g in genres)
         self.size = tuple(int(s) for s in size)
         self.width, self.max_delta, self.grade = int(width), float(max_delta), bool(grade)
+        self.grade_cell = int(grade_cell)  # bottleneck positions (of 4x4 pixels) per grade cell: 4 = 16x16 pixels
         w1, w2, w4 = width, 2 * width, 4 * width
         self.embed = nn.Embedding(len(self.genres), embed_dim)
         self.encoder = nn.Sequential(
@@ -104,12 +106,10 @@ class GenreTranslator(nn.Module, hub.HubMixin):
             nn.init.zeros_(self.grade_out.weight), nn.init.zeros_(self.grade_out.bias)  # the identity grade
             nn.init.zeros_(self.grade_global.weight)
 
-    GRADE_CELL = 4  # bottleneck positions (of 4x4 pixels) per grid cell: one cell per 16x16 pixels
-
     def colour_grade(self, x: torch.Tensor, h: torch.Tensor, e: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """x graded by the per-cell affine colour matrices that h (bottleneck) and e (genre embedding) give, plus
         the target genre's global grade."""
-        cell = F.avg_pool2d(h, self.GRADE_CELL, ceil_mode=True)
+        cell = F.avg_pool2d(h, self.grade_cell, ceil_mode=True)
         z = F.relu(self.grade_in(cell) + self.grade_genre(e)[:, :, None, None])
         coef = self.grade_out(z) + self.grade_global(target)[:, :, None, None]
         coef = F.interpolate(coef, size=x.shape[-2:], mode="bilinear", align_corners=False)
