@@ -239,6 +239,14 @@ def test_training_steps_reduce_the_losses_and_export_a_checkpoint(data, tmp_path
     assert "| transfer-eval | translate | 0.300 | 0.340 | 0.800 | n/a | n/a | 0.001 |" in card
     exported = json.loads((tmp_path / "exported" / "metrics.json").read_text())
     assert exported["transfer-eval/translate/hit_rate_per_genre"] == {"Comedy": 0.2}
+    # an earlier checkpoint of the run ships the same way (its training.json says how it was trained)
+    meta = tt.main(["--out", str(run), "--export", str(tmp_path / "earlier"), "--from-checkpoint",
+                    str(run / "checkpoint"), "--card-note", "The genre weight was raised at a resume."])
+    assert meta["step"] == 30
+    card = (tmp_path / "earlier" / "README.md").read_text()
+    assert "30 steps" in card and "The genre weight was raised at a resume." in card
+    a, b = load_translator(run / "checkpoint"), load_translator(tmp_path / "earlier")
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
     assert json.loads((tmp_path / "exported" / "metrics.json").read_text())["translate-eval/fast/hit_rate"] == 0.25
     assert (tmp_path / "exported" / "evaluation.json").is_file()
     assert not (tmp_path / "exported" / "samples.png").exists()  # sample grids show posters: not shipped

@@ -79,6 +79,9 @@ from poster_studio.training import ema_update, load_state, save_loss_plot, save_
 from poster_studio.transfer.translate import CycleGANPair, GenreTranslator, PatchDiscriminator  # noqa: E402
 
 LOSS_KEYS = ("d_loss", "g_adv", "cycle", "identity")
+TRAIN_ARGS = ("genres", "size", "width", "d_width", "n_res", "minutes", "batch", "lr_g", "lr_d", "beta1", "beta2", "decay",
+              "loss", "lambda_cyc", "lambda_id", "lambda_content", "lambda_cls", "diffaug", "min_domain", "critic",
+              "photo_share", "photo_bank", "max_delta", "no_grade", "grade_cell")  # what the state and card record
 
 
 def parse_args(argv=None):
@@ -142,6 +145,12 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-tqdm", action="store_true")
     p.add_argument("--export", default=None, help="only write the checkpoint from the saved state to this folder")
+    p.add_argument("--from-checkpoint", default=None, metavar="DIR",
+                   help="with --export: ship this checkpoint folder of the run (an earlier one, e.g. a copy of "
+                        "<out>/checkpoint taken at step N) instead of the state's last EMA; its training.json says "
+                        "how it was trained")
+    p.add_argument("--card-note", default=None, help="with --export: a sentence added to the card's training section "
+                   "(e.g. a loss weight changed at a resume)")
     p.add_argument("--metrics", nargs="*", default=None,
                    help="with --export: evaluate-translate JSON files (this model's first, then baselines)")
     args = p.parse_args(argv)
@@ -509,6 +518,10 @@ def write_checkpoint(net, out_dir: Path, args, info: dict, metric_files=None) ->
         evaluation = {Path(f).stem: json.loads(Path(f).read_text()) for f in metric_files}
         extra["evaluation.json"] = lambda p: Path(p).write_text(json.dumps(evaluation, indent=2))
     desc += "\n\nSample grids (they show real posters) stay in the run folder, not here."
+    if getattr(args, "card_note", None):
+        training += " " + args.card_note
+    meta = {**info, "arch": args.arch, "train_args": {k: getattr(args, k, None) for k in TRAIN_ARGS}}  # --from-checkpoint reads it
+    extra["training.json"] = lambda p: Path(p).write_text(json.dumps(meta, indent=2))
     hub.save_checkpoint(net, out_dir, description=desc, data=data, training=training, metrics=metrics,
                         extra_files=extra)
 
@@ -520,6 +533,21 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     state_path = out / "state.safetensors"
     st = load_state(state_path) if state_path.is_file() else None
+    if args.export and args.from_checkpoint:  # an earlier checkpoint of a run: weights + its training.json
+        from poster_studio.transfer.translate import load_translator
+
+        src = Path(args.from_checkpoint)
+        if not (src / "training.json").is_file():
+            raise SystemExit(f"{src} has no training.json (checkpoints written before it): export from the state")
+        meta = json.loads((src / "training.json").read_text())
+        args.max_delta, args.no_grade, args.critic, args.lambda_cls = 2.0, True, "patch", 0.0
+        for k, v in meta.pop("train_args").items():
+            setattr(args, k, v)
+        args.arch = meta.pop("arch", "stargan")
+        args.size = tuple(args.size)
+        write_checkpoint(load_translator(src), Path(args.export), args, meta, args.metrics)
+        print(f"exported {src} (step {meta['step']}) to {args.export}")
+        return meta
     if args.export:
         if st is None:
             raise SystemExit(f"nothing to export: no {state_path}")
@@ -558,10 +586,7 @@ def main(argv=None) -> dict:
             bank = None
     if not args.export:  # (an export keeps the trained run's)
         args.photo_bank = 0 if bank is None else len(bank)
-    train_args = {k: getattr(args, k) for k in (
-        "genres", "size", "width", "d_width", "n_res", "minutes", "batch", "lr_g", "lr_d", "beta1", "beta2", "decay",
-        "loss", "lambda_cyc", "lambda_id", "lambda_content", "lambda_cls", "diffaug", "min_domain", "critic",
-        "photo_share", "photo_bank", "max_delta", "no_grade", "grade_cell")}
+    train_args = {k: getattr(args, k) for k in TRAIN_ARGS}
     if st is not None:
         G_net.load_state_dict(st["G"]), D_net.load_state_dict(st["D"]), G_ema.load_state_dict(st["G_ema"])
         opt_g.load_state_dict(st["opt_g"]), opt_d.load_state_dict(st["opt_d"])
