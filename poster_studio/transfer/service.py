@@ -267,35 +267,35 @@ class GenreTransfer:
     @torch.inference_mode()
     def _translate(self, img: Image.Image, genre: str, strength: float, notes: list[str]) -> torch.Tensor:
         """`img` (already at the output size) translated to `genre` at the network's native area and blended with
-        `img` by `strength`: (1, 3, H, W) in [0, 1]. TRANSLATE_ENLARGE "residual" (default): the network's change
-        (its output minus its input) is enlarged (bicubic) and added to the full-size picture, which keeps every
-        detail the picture has; "upscale": the translation itself is enlarged by the learned upscaler (Lanczos
+        `img` by `strength`: (1, 3, H, W) in [0, 1]. TRANSLATE_ENLARGE "residual" (default): a grading translator's
+        coefficients are applied to the full-size picture's pixels; another translator's change (its output minus
+        its input) is enlarged (bicubic) and added to the full-size picture; both keep every detail the picture
+        has; "upscale": the translation itself is enlarged by the learned upscaler (Lanczos
         when there is none)."""
         tr, (w, h) = self.translator, img.size
         nw, nh = native_size_for(tr.size, (w, h))
         dev = next(tr.parameters()).device
         full = to_tensor(img)[None]
-        x = to_tensor(img.resize((nw, nh), Image.Resampling.LANCZOS))[None] if (nw, nh) != (w, h) else full
-        target = torch.tensor([tr.genres.index(genre)], device=dev)
         enlarged = (nw, nh) != (w, h)
-        if enlarged and self.TRANSLATE_ENLARGE == "residual" and getattr(tr, "grade", False):
+        x = to_tensor(img.resize((nw, nh), Image.Resampling.LANCZOS))[None] if enlarged else full
+        target = torch.tensor([tr.genres.index(genre)], device=dev)
+        run = lambda **kw: ((tr(x.to(dev) * 2 - 1, target, **kw) + 1) / 2).cpu()  # noqa: E731
+        if not enlarged:
+            out = run().clamp(0, 1)
+        elif self.TRANSLATE_ENLARGE == "residual" and getattr(tr, "grade", False):
             # a grading translator: its coefficients, found at the native size, are applied to the full-size pixels
-            out = ((tr(x.to(dev) * 2 - 1, target, full=full.to(dev) * 2 - 1) + 1) / 2).cpu().clamp(0, 1)
+            out = run(full=full.to(dev) * 2 - 1).clamp(0, 1)
             if w > nw or h > nh:
                 notes.append(f"The translate engine works at {nw}x{nh}: its colour grade was spread over your "
                              f"picture and applied to it at {w}x{h}.")
-            return out if strength == 1.0 else (1 - strength) * full + strength * out
-        y = ((tr(x.to(dev) * 2 - 1, target) + 1) / 2).cpu()
-        if not enlarged:
-            out = y.clamp(0, 1)
         elif self.TRANSLATE_ENLARGE == "residual":
-            delta = torch.nn.functional.interpolate(y - x, size=(h, w), mode="bicubic", align_corners=False)
+            delta = torch.nn.functional.interpolate(run() - x, size=(h, w), mode="bicubic", align_corners=False)
             out = (full + delta).clamp(0, 1)
             if w > nw or h > nh:
                 notes.append(f"The translate engine works at {nw}x{nh}: its change to your picture was enlarged to "
                              f"{w}x{h} and added to the picture itself.")
         else:
-            z, method = to_pil(y.clamp(0, 1)), "Lanczos"
+            z, method = to_pil(run().clamp(0, 1)), "Lanczos"
             if self.upscaler is not None and (w > nw or h > nh):
                 try:
                     z, method = self.upscaler.upscale(z, (w, h)), "the learned upscaler"

@@ -9,11 +9,11 @@ train/train_translator.py (checkpoints/translator/).
   `grade=True` (the default since 2026-12-02) adds a colour-grade path before the residual (HDRNet-like, Gharbi et
   al. 2017): from the bottleneck features pooled to a coarse grid (one cell per 16x16 pixels) plus the target
   genre's embedding, a small head predicts a 3x4 affine colour matrix per cell (starting at the identity), plus a
-  learned global matrix per genre, spread
-  smoothly over the picture (bilinear) and applied to each pixel's RGB. Why: the decoder's instance norms remove
-  any per-channel constant, so without this path G could hardly make the global, genre-dependent colour shift that
-  tells genres apart (the first translator runs stayed at the identity); an affine grade is invertible (the cycle
-  loss allows it) and cannot draw flares.
+  learned global matrix per genre, spread smoothly over the picture (bilinear) and applied to each pixel's RGB;
+  `max_delta=0` (the shipped translator) leaves the decoder out: the grade alone. Why: the decoder's instance
+  norms remove any per-channel constant, so without this path G could hardly make the global, genre-dependent
+  colour shift that tells genres apart (the first translator runs stayed at the identity); an affine grade keeps
+  every edge and cannot draw flares.
 - `PatchDiscriminator`: the 70x70 PatchGAN (C64-C128-C256-C512, 4x4 convs), one patch map per genre: an image
   is judged only by the map of the genre it is real or fake for (multi-task, as StarGAN v2). Spectral norm (ours)
   or instance norm (the CycleGAN recipe). Training only: plain nn.Module.
