@@ -208,3 +208,14 @@ def poster_cache(data: str | os.PathLike, cache_dir: str | os.PathLike, split: s
     save_file({"images": images, "labels": labels}, str(tmp))
     tmp.replace(path)
     return {"images": images, "labels": labels, "records": keep}
+
+
+def repair_title(title: str) -> str:
+    """Undo the common mojibake of the data's titles (UTF-8 read as Latin-1 / cp1252: "cinÃ©ma" -> "cinéma");
+    a title that is not such mojibake comes back unchanged."""
+    for enc in ("cp1252", "latin-1"):
+        try:
+            return title.encode(enc).decode("utf-8")
+        except UnicodeError:
+            continue
+    return title

@@ -15,7 +15,7 @@ from PIL import Image
 
 from poster_studio import genres as G
 from poster_studio import hub
-from poster_studio.classify import Analysis, Classifier, PosterClassifier, from_imagenet, load_index
+from poster_studio.classify import Analysis, EmbeddingIndex, Classifier, PosterClassifier, from_imagenet, load_index
 from poster_studio.classify.evaluate import multilabel_metrics, tune_thresholds
 from poster_studio.data import PosterDataset, default_data_dir
 from poster_studio.errors import CheckpointError, InvalidArgumentError, InvalidImageError
@@ -82,6 +82,14 @@ def test_lite2_variant_round_trip_and_a_config_without_variant_is_lite0(tmp_path
     cfg.pop("variant")
     (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
     assert Classifier.load(directory=tmp_path / "old").model.variant == 0
+
+
+def test_index_titles_come_back_without_the_data_mojibake(tmp_path):
+    """'Similar posters' showed "Al final del tÃºnel": the index's titles are repaired on load (others unchanged)."""
+    idx = EmbeddingIndex(["a", "b"], ["Al final del tÃºnel", "Heat"], ["2016", "1995"], torch.randn(2, 128),
+                         torch.rand(2, 7))
+    hub.save_checkpoint(PosterClassifier(image_size=(96, 64)), tmp_path / "clf", extra_files=idx.files())
+    assert load_index(tmp_path / "clf").titles == ["Al final del túnel", "Heat"]
 
 
 def test_truncated_checkpoint_names_the_file(tmp_path):

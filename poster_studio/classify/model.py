@@ -23,7 +23,7 @@ from torchvision.transforms.v2 import functional as TF
 from .. import genres as G
 from .. import hub
 from ..backbones import efficientnet_lite
-from ..data import IMAGENET_MEAN, IMAGENET_STD
+from ..data import IMAGENET_MEAN, IMAGENET_STD, repair_title
 from ..errors import CheckpointError
 from ..images import fit_image, needs_fitting, to_tensor
 
@@ -168,7 +168,8 @@ def load_index(folder: str | Path | None = None, *, hub_repo: Optional[str] = No
     fix = "rerun train/train_classifier.py"
     t, m = hub.load_side_files(folder, INDEX_TENSORS, INDEX_META, fix)
     try:
-        idx = EmbeddingIndex(m["ids"], m["titles"], m["years"], t["embeddings"].float(), t["probs"].float())
+        idx = EmbeddingIndex(m["ids"], [repair_title(s) for s in m["titles"]], m["years"], t["embeddings"].float(),
+                             t["probs"].float())  # titles as the data spells them, mojibake undone for display
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"Corrupt embeddings index in {folder} (missing {exc}): {fix}.") from None
     if not (len(idx.ids) == len(idx.embeddings) == len(idx.probs)):

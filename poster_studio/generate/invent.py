@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data import repair_title as repair  # noqa: F401  (re-exported: the titles' helpers live here)
 from .. import genres as G
 from .. import hub
 from ..errors import CheckpointError
@@ -45,16 +46,6 @@ SMALL = frozenset("a an and as at but by for from in into nor of on or over the 
 
 
 # ------------------------------------------------------------------------------------------ text helpers
-def repair(title: str) -> str:
-    """Undo the common mojibake of the data (UTF-8 read as Latin-1 / cp1252: "cinÃ©ma" -> "cinéma")."""
-    for enc in ("cp1252", "latin-1"):
-        try:
-            return title.encode(enc).decode("utf-8")
-        except UnicodeError:
-            continue
-    return title
-
-
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form of a title: NFKD, combining marks dropped, case folded, "&" -> "and",
     anything but letters and digits -> one space."""
