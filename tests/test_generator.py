@@ -439,6 +439,42 @@ def test_evaluate_generator_reports_both_feature_spaces_and_both_judges(ckpt, tm
             assert key not in row and key in res["note"]
 
 
+def test_vgg_copy_check_flags_a_training_poster_and_passes_a_new_picture(tmp_path):
+    """The independent copy check (VGG-19 space, threshold from val posters): a training poster itself, and a
+    slightly recompressed copy, sit far closer to it than a val poster or a plain picture, under the threshold, which a
+    plain picture is above (with 40 training posters a val poster's side of a 2nd percentile is chance: not asserted)."""
+    data = default_data_dir()
+    if not (data / "labels.csv").is_file():
+        pytest.skip(f"poster data not found at {data}")
+    import io
+
+    from poster_studio.data import read_labels
+    from poster_studio.errors import InvalidArgumentError
+    from poster_studio.generate.evaluate import vgg_copy_check
+    from poster_studio.images import load_image
+
+    recs = read_labels(data / "labels.csv")
+    train = [r for r in recs if r.split == "train" and r.genres][:40]
+    val = [r for r in recs if r.split == "val" and r.genres][:21]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,title,year,genres,split\n" + "".join(
+        f"{r.id},t,2000,{'|'.join(r.genres)},{r.split}\n" for r in train + val[:20]))
+    copy = load_image(data / "images" / f"{train[3].id}.jpg")
+    buf = io.BytesIO()
+    copy.save(buf, "JPEG", quality=60)
+    recompressed = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    fresh = load_image(data / "images" / f"{val[20].id}.jpg")  # a val poster outside the threshold's 20
+    plain = Image.new("RGB", (182, 268), (120, 40, 200))
+    res = vgg_copy_check([copy, recompressed, fresh, plain], labels, data / "images")
+    assert res["n_train"] == 40 and res["n_val"] == 20 and res["n"] == 4
+    d_copy, d_recompressed, d_fresh, d_plain = res["distances"]
+    assert d_copy < 1e-3 and d_recompressed < 0.5 * min(d_fresh, d_plain)  # a copy sits on its training poster
+    assert max(d_copy, d_recompressed) < res["threshold"] < d_plain  # under the val posters' threshold: flagged
+    assert res["rejected_share"] >= 0.5 and res["val_median"] > res["threshold"]
+    with pytest.raises(InvalidArgumentError):
+        vgg_copy_check([], labels, data / "images")
+
+
 def test_upscaled_posters_come_from_the_learned_upscaler_when_there_is_one(ckpt, tmp_path):
     from poster_studio.upscale import PosterUpscaler
 

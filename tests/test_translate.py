@@ -145,6 +145,35 @@ def test_grade_only_translator_regrades_colours_and_applies_them_at_full_size():
         GenreTranslator(size=(32, 48), width=4, n_res=1, max_delta=0.0, grade=False)
 
 
+def test_grade_bins_give_a_tone_curve_and_the_bound_holds():
+    """grade_bins > 1: the coefficients depend on the pixel's luma (a tone curve per cell), linear between the
+    bins: a dark pixel follows the first bin's matrix, a bright one the last's; the identity at init all the same.
+    grade_bound: no coefficient leaves (-B, B), however large the raw one. raw=True: the result before its clamp
+    and the coefficients on their grid (what the overflow and smoothness terms of the training see)."""
+    torch.manual_seed(0)
+    net = GenreTranslator(genres=PAIR, size=(32, 48), width=4, n_res=1, embed_dim=8, max_delta=0.0, grade_bins=3,
+                          grade_bound=0.5)
+    dark, mid, bright = (torch.full((1, 3, 48, 32), v) for v in (-1.0, -0.5, 1.0))  # luma 0, 0.25, 1
+    x = torch.cat([dark, mid, bright])
+    t = torch.zeros(3, dtype=torch.long)
+    with torch.no_grad():
+        assert torch.equal(net(x, t), x)
+        coef = net.grade_global.weight.view(2, 3, 12)
+        coef[0, 0, 9], coef[0, 2, 9] = 0.2, -0.3  # Comedy: dark bin's red + 0.2, bright bin's red - 0.3
+        coef[1, :, 10] = 5.0  # Horror: green + 5, bounded to 0.5
+        y = net(x, t)
+        out, grid = net(x, torch.tensor([0, 1, 1]), raw=True)
+    lo, hi = (0.5 * np.tanh(v / 0.5) for v in (0.2, -0.3))  # the bounded coefficients
+    assert y[0, 0].mean().item() == pytest.approx(-1 + lo, abs=1e-5)  # dark: the first bin
+    assert y[1, 0].mean().item() == pytest.approx(-0.5 + lo / 2, abs=1e-5)  # luma 0.25: halfway to the middle bin (0)
+    assert y[2, 0].mean().item() == pytest.approx(1 + hi, abs=1e-5)  # bright: the last bin
+    assert torch.equal(y[:, 1:], x[:, 1:])  # the other channels untouched
+    assert grid.shape == (3, 3, 12, 3, 2) and grid.abs().max() <= 0.5 and grid[1:, :, 10].min() > 0.49
+    assert out[2, 1].mean().item() == pytest.approx(1.5, abs=1e-3)  # bright green + 0.5, before the clamp
+    with pytest.raises(ValueError, match="grade_bins"):
+        GenreTranslator(size=(32, 48), width=4, n_res=1, max_delta=0.0, grade_bins=0)
+
+
 def test_genre_conditioning_changes_the_output():
     net = _tiny()
     x = (torch.rand(1, 3, 48, 32) * 2 - 1).repeat(2, 1, 1, 1)
@@ -250,6 +279,34 @@ def test_training_steps_reduce_the_losses_and_export_a_checkpoint(data, tmp_path
     assert json.loads((tmp_path / "exported" / "metrics.json").read_text())["translate-eval/fast/hit_rate"] == 0.25
     assert (tmp_path / "exported" / "evaluation.json").is_file()
     assert not (tmp_path / "exported" / "samples.png").exists()  # sample grids show posters: not shipped
+
+
+@pytest.mark.parametrize("clip", [0.0, 20.0])
+def test_overflow_term_pulls_clipped_colours_back(data, tmp_path, clip):
+    """--lambda-clip: a grade that pushes every colour past white (+0.8 on a bright picture) is pulled back
+    within a few G steps when the overflow term is on, and not when it is off (the smoothness term alone)."""
+    tt = _trainer()
+    args = tt.parse_args(_train_args(data, tmp_path, "clip", "--grade-bins", "2", "--lambda-clip", str(clip),
+                                     "--lambda-tv", "1", "--lambda-cls", "0", "--lr-g", "2e-2", "--steps", "1"))
+    torch.manual_seed(0)
+    G_net, D_net = tt.make_models(args)
+    with torch.no_grad():
+        G_net.grade_global.weight[:, 9:12] = 0.8  # both bins: every channel + 0.8
+        G_net.grade_global.weight[:, 21:24] = 0.8
+    opts = (torch.optim.Adam(G_net.parameters(), lr=args.lr_g, betas=(0.5, 0.999)),
+            torch.optim.Adam([p for p in D_net.parameters() if p.requires_grad], lr=args.lr_d))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 48, 32, generator=g) * 0.6 + 0.4  # bright
+    s, t = torch.tensor([0, 1, 0, 1]), torch.tensor([1, 0, 1, 0])
+    real = torch.rand(4, 3, 48, 32, generator=g) * 2 - 1
+    first = tt.stargan_step((G_net, D_net), opts, (x, s, t, real, 0), args, g)
+    for _ in range(15):
+        last = tt.stargan_step((G_net, D_net), opts, (x, s, t, real, 0), args, g)
+    assert first["overflow"] > 0.3 and "tv" in last
+    if clip:
+        assert last["overflow"] < 0.3 * first["overflow"]
+    else:
+        assert last["overflow"] > 0.6 * first["overflow"]
 
 
 def test_training_takes_photo_crops_and_logs_the_images_seen(data, tmp_path, capsys):

@@ -551,7 +551,8 @@ def evaluate(args) -> None:
             for i, im in enumerate(images):
                 im.save(folder / f"{i:04d}.png")
         seconds = (time.time() - t0) / (n_row * len(G.GENRES))  # sampling and saving
-        row = evaluate_generator(out_root / row_name, Path(args.data) / "labels.csv", split="val", n_per_genre=n_row)
+        row = evaluate_generator(out_root / row_name, Path(args.data) / "labels.csv", split="val", n_per_genre=n_row,
+                                 copy_check=True)  # VGG-19: the copy check under a network that guides nothing
         d = check.distances(made)
         row["novelty"] = {"threshold": check.threshold, "rejected_share": float((d < check.threshold).mean()),
                           "median_nn_distance": float(np.median(d))}
@@ -564,7 +565,8 @@ def evaluate(args) -> None:
         print(f"{row_name}: classifier {o.get('mean_cond_acc', float('nan')):.3f} probe "
               f"{o.get('mean_probe_cond_acc', float('nan')):.3f} KID {o['pooled_kid']:.4f} VGG-KID "
               f"{o['pooled_vgg_kid']:.3f} div {o['pooled_vgg_diversity_ratio']:.2f} novelty-rejected "
-              f"{row['novelty']['rejected_share']:.3f} {seconds:.3f} s/poster", flush=True)
+              f"{row['novelty']['rejected_share']:.3f} (VGG-19 {row['vgg_copy_check']['rejected_share']:.3f}) "
+              f"{seconds:.3f} s/poster", flush=True)
 
 
 def _gan_inputs(gen, genre: str, n: int, seed: int):

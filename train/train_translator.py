@@ -81,7 +81,8 @@ from poster_studio.transfer.translate import CycleGANPair, GenreTranslator, Patc
 LOSS_KEYS = ("d_loss", "g_adv", "cycle", "identity")
 TRAIN_ARGS = ("genres", "size", "width", "d_width", "n_res", "minutes", "batch", "lr_g", "lr_d", "beta1", "beta2", "decay",
               "loss", "lambda_cyc", "lambda_id", "lambda_content", "lambda_cls", "diffaug", "min_domain", "critic",
-              "photo_share", "photo_bank", "max_delta", "no_grade", "grade_cell")  # what the state and card record
+              "photo_share", "photo_bank", "max_delta", "no_grade", "grade_cell", "grade_bins", "grade_bound",
+              "lambda_clip", "lambda_tv")  # what the state and card record
 
 
 def parse_args(argv=None):
@@ -133,6 +134,14 @@ def parse_args(argv=None):
                         "of 16x16 pixels, which cannot draw the bright flares a residual drew; 2 = any colour)")
     p.add_argument("--grade-cell", type=int, default=4, help="stargan: grade cell size in 4-pixel steps (4 = 16x16 "
                    "pixels of the native size; larger = a smoother grade, fewer local colour patches)")
+    p.add_argument("--grade-bins", type=int, default=1, help="stargan: luma bins per grade cell (> 1: a tone "
+                   "curve per cell, HDRNet's bilateral grid; 1 = one affine matrix per cell)")
+    p.add_argument("--grade-bound", type=float, default=0.0, help="stargan: keep every grade coefficient in "
+                   "(-B, B) by a tanh (0 = unbounded)")
+    p.add_argument("--lambda-clip", type=float, default=0.0, help="stargan: weight of the mean overflow of G(x, t) "
+                   "beyond [-1, 1] before its clamp (clipped, garish colours)")
+    p.add_argument("--lambda-tv", type=float, default=0.0, help="stargan: weight of the grade coefficients' "
+                   "total variation between neighbouring cells (local colour patches)")
     p.add_argument("--no-grade", action="store_true", help="stargan: without the colour-grade path (then give "
                    "--max-delta > 0)")
     p.add_argument("--ema", type=float, default=0.999)
@@ -336,11 +345,20 @@ def stargan_step(nets, opts, batch, args, gen, feature_distance=None) -> dict:
     def cond(d):  # the projected critic takes the genre as a one-hot condition, the PatchGAN as its map's index
         return F.one_hot(d, len(args.genres)).float() if args.critic == "projected" else d
 
+    raw = getattr(args, "lambda_clip", 0.0) or getattr(args, "lambda_tv", 0.0)
     if args.lambda_id and n_posters:  # one generator pass for G(x, t) and, on the posters, G(x, s)
-        out = G_net(torch.cat([x, x[:n_posters]]), torch.cat([t, s[:n_posters]]))
-        fake, same = out[:n], out[n:]
+        xs, ts = torch.cat([x, x[:n_posters]]), torch.cat([t, s[:n_posters]])
     else:
-        fake, same = G_net(x, t), None
+        xs, ts = x, t
+    if raw:  # the result before its clamp and the grade's coefficients, for the overflow and smoothness terms
+        out, coef = G_net(xs, ts, raw=True)
+        overflow = (out[:n].abs() - 1).clamp(min=0).mean()
+        tv = (coef[:n].diff(dim=-1).abs().mean() + coef[:n].diff(dim=-2).abs().mean()) if coef is not None \
+            else overflow.new_zeros(())
+        out = out.clamp(-1, 1)
+    else:
+        out = G_net(xs, ts)
+    fake, same = out[:n], (out[n:] if len(out) > n else None)
 
     cls = getattr(args, "lambda_cls", 0.0)
     if cls:  # StarGAN's auxiliary classifier: a linear genre head on the critic's frozen features, fit on the reals
@@ -371,6 +389,9 @@ def stargan_step(nets, opts, batch, args, gen, feature_distance=None) -> dict:
     if cls:
         g_loss = g_loss + cls * cls_fake
         losses.update(cls_real=cls_real.item(), cls_fake=cls_fake.item())
+    if raw:
+        g_loss = g_loss + getattr(args, "lambda_clip", 0.0) * overflow + getattr(args, "lambda_tv", 0.0) * tv
+        losses.update(overflow=overflow.item(), tv=tv.item())
     if args.lambda_content:
         content = feature_distance((fake + 1) / 2, (x + 1) / 2).mean()
         g_loss = g_loss + args.lambda_content * content
@@ -417,7 +438,8 @@ def make_models(args):
         return GenreTranslator(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res,
                                max_delta=getattr(args, "max_delta", 2.0),
                                grade=not getattr(args, "no_grade", True),
-                               grade_cell=getattr(args, "grade_cell", 4)), critic
+                               grade_cell=getattr(args, "grade_cell", 4), grade_bins=getattr(args, "grade_bins", 1),
+                               grade_bound=getattr(args, "grade_bound", 0.0)), critic
     return (CycleGANPair(genres=args.genres, size=args.size, width=args.width, n_res=args.n_res),
             nn.ModuleList([PatchDiscriminator(1, args.d_width, "instance") for _ in range(2)]))
 
@@ -484,7 +506,8 @@ def write_checkpoint(net, out_dir: Path, args, info: dict, metric_files=None) ->
                 f"{info['elapsed'] / 60:.1f} min, {images_seen(args, info['step'])}. Adam lr G {args.lr_g}, "
                 f"D {args.lr_d}, betas ({args.beta1}, {args.beta2}), linear decay over the last {args.decay:.0%} of "
                 f"the budget; {args.loss} loss, cycle {args.lambda_cyc}, identity {args.lambda_id}, content "
-                f"{args.lambda_content}, genre classification {getattr(args, 'lambda_cls', 0.0)}, DiffAugment "
+                f"{args.lambda_content}, genre classification {getattr(args, 'lambda_cls', 0.0)}, overflow "
+                f"{getattr(args, 'lambda_clip', 0.0)}, grade smoothness {getattr(args, 'lambda_tv', 0.0)}, DiffAugment "
                 f"'{args.diffaug}'"
                 + (f", critic {args.critic}." if args.arch == "stargan" else "."))
     critic = ("a projected GAN critic on frozen ImageNet EfficientNet-Lite1 features (fixed random channel and "
@@ -501,6 +524,12 @@ def write_checkpoint(net, out_dir: Path, args, info: dict, metric_files=None) ->
               "that grid and the genre embedding, plus one global matrix per genre, spread bilinearly and applied to "
               "each pixel's RGB (the service finds the coefficients at the native size and applies them to the "
               "full-size picture)" if grade else "")
+    bins, bound = getattr(args, "grade_bins", 1), getattr(args, "grade_bound", 0.0)
+    if grade and bins > 1:
+        output += (f"; {bins} such matrices a cell, one per luma bin, blended by each pixel's luma (a tone curve per "
+                   "cell, HDRNet's bilateral grid)")
+    if grade and bound:
+        output += f"; every coefficient bounded to (-{bound:g}, {bound:g}) by a tanh"
     if delta:
         output += ((", then " if grade else "") + f"a decoder (nearest upsampling + 3x3 convs) whose tanh residual "
                    f"(range {delta:g}) is added")
@@ -691,7 +720,7 @@ def main(argv=None) -> dict:
                 m = min(args.log_every, len(history["step"]))
                 tqdm.write(f"step {step} {elapsed / 60:.1f} min {(now - t_log) / (step - step_log):.2f} s/step; "
                            f"{images_seen(args, step)}; " + " ".join(
-                               f"{k} {sum(history[k][-m:]) / m:.4f}" for k in (*LOSS_KEYS, "cls_real", "cls_fake")
+                               f"{k} {sum(history[k][-m:]) / m:.4f}" for k in (*LOSS_KEYS, "cls_real", "cls_fake", "overflow", "tv")
                                if len(history.get(k, ())) >= m))
                 t_log, step_log = now, step
             if step % args.save_every == 0:
@@ -700,8 +729,9 @@ def main(argv=None) -> dict:
                 save_samples(shipped, samples, out / "samples" / f"step_{step:06d}.png")
                 save_samples(shipped, samples, out / "samples_latest.png")
                 save_loss_plot(history, out / "loss.png", LOSS_KEYS, f"{args.arch} translator losses (moving average)")
-            if step % args.checkpoint_every == 0:
+            if step % args.checkpoint_every == 0:  # the latest, and each one kept (to pick from by eye)
                 write_checkpoint(shipped, out / "checkpoint", args, info())
+                write_checkpoint(shipped, out / "checkpoints" / f"step_{step:06d}", args, info())
     except KeyboardInterrupt:
         save()
         print(f"\ninterrupted at step {step}: state saved, rerun the same command to go on", file=sys.stderr)

@@ -41,7 +41,7 @@ def _cmd_generate(args) -> int:
 def _cmd_evaluate(args) -> int:
     result = evaluate_generator(args.images, args.labels, split=args.split, n_per_genre=args.n_per_genre,
                                 checkpoint=args.checkpoint, truncation=args.truncation, seed=args.seed,
-                                images_root=args.data_images)
+                                images_root=args.data_images, copy_check=args.copy_check)
     return emit_json(result, args.json_out)
 
 
@@ -81,4 +81,7 @@ def add_cli(sub) -> None:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--data-images", default=None, help="real poster folder (default <labels dir>/images)")
     e.add_argument("--json-out", default=None, help="also write the JSON here")
+    e.add_argument("--copy-check", action="store_true", help="also each poster's nearest training poster in VGG-19 "
+                   "space against the val posters' 2nd percentile (the novelty check under a network that guides "
+                   "nothing; the first run computes the training posters' features: minutes)")
     e.set_defaults(func=_cmd_evaluate)

@@ -181,11 +181,38 @@ def _judge_probs(key: str, images: list[Image.Image], state: dict) -> Optional[n
     return None if state[key] is None else state[key].predict_proba(images)
 
 
+def vgg_copy_check(images: Sequence[Image.Image], labels_csv: str | Path, images_root: Optional[str | Path] = None,
+                   percentile: float = 2.0) -> dict:
+    """The novelty check again, under the network that guides nothing: each picture's nearest training poster in
+    VGG-19 space (the vgg_* features, standardised by the training posters), against the threshold that real
+    posters set: the `percentile` of the val posters' nearest-training-poster distances (generate/novelty.py takes
+    the same percentile in the classifier's embedding, which also guides the tab's posters). A picture under it is
+    closer to a training poster than real posters of the same source typically are: a likely copy."""
+    if not images:
+        raise InvalidArgumentError("vgg_copy_check needs at least one picture.")
+    f_train, _ = real_features(labels_csv, "train", images_root, space="vgg19")
+    f_val, _ = real_features(labels_csv, "val", images_root, space="vgg19")
+    mu, sd = f_train.mean(0), f_train.std(0) + 1e-6
+    train = torch.from_numpy((f_train - mu) / sd)
+
+    def nearest(f: np.ndarray) -> np.ndarray:
+        q = torch.from_numpy((f - mu) / sd)
+        return torch.cat([torch.cdist(q[i:i + 256], train).min(1).values for i in range(0, len(q), 256)]).numpy()
+
+    d_val, d = nearest(f_val), nearest(_vgg_features(images))
+    threshold = float(np.percentile(d_val, percentile))
+    return {"threshold": threshold, "percentile": percentile, "n_train": int(len(train)), "n_val": int(len(d_val)),
+            "val_median": float(np.median(d_val)), "median_nn_distance": float(np.median(d)),
+            "rejected_share": float((d < threshold).mean()), "n": int(len(d)), "distances": [round(float(v), 4) for v in d]}
+
+
 def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split: Optional[str] = "val",
                        n_per_genre: int = 100, checkpoint: Optional[str | Path] = None, truncation: float = 1.0,
                        seed: int = 0, images_root: Optional[str | Path] = None,
-                       genres: Sequence[str] = G.GENRES) -> dict:
-    """Per-genre and overall KID/FID, conditional accuracy and diversity ratio of images_dir/<Genre>/*.png.
+                       genres: Sequence[str] = G.GENRES, copy_check: bool = False) -> dict:
+    """Per-genre and overall KID/FID, conditional accuracy and diversity ratio of images_dir/<Genre>/*.png;
+    `copy_check`: also `vgg_copy_check` of them all (VGG-19 features of every training poster: minutes the first
+    time, then cached).
 
     With `checkpoint`, first generates `n_per_genre` posters per single-genre request into images_dir."""
     images_dir = Path(images_dir)
@@ -214,12 +241,15 @@ def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split:
     state: dict = {}
     per: dict = {}
     all_gen: dict[str, list] = {space: [] for space in SPACES}
+    all_images: list = []
     for g in genres:
         imgs = _load_generated(images_dir, g, n_per_genre)
         if not imgs:
             per[g] = {"note": f"no images in {images_dir / g}"}
             continue
         row: dict = {"n_generated": len(imgs)}
+        if copy_check:
+            all_images += imgs
         for space, (extract, pre, _) in SPACES.items():
             f_real, l_real = real[space]
             fg = (extract(imgs) - scale[space][0]) / scale[space][1]
@@ -247,6 +277,8 @@ def evaluate_generator(images_dir: str | Path, labels_csv: str | Path, *, split:
     overall["n_generated"] = int(sum(len(x) for x in all_gen["effnet"]))
     overall["n_real"] = int(len(real["effnet"][0]))
     result["overall"] = overall
+    if copy_check:
+        result["vgg_copy_check"] = vgg_copy_check(all_images, labels_csv, images_root)
     if state.get("notes"):
         result["note"] = "; ".join(state["notes"])
     result["seconds"] = round(time.time() - t0, 1)

@@ -75,12 +75,16 @@ class GenreTranslator(nn.Module, hub.HubMixin):
 
     def __init__(self, arch: str = "stargan", genres: Sequence[str] = G.GENRES, size: Sequence[int] = NATIVE_SIZE,
                  width: int = 64, n_res: int = 6, embed_dim: int = 64, max_delta: float = 2.0, grade: bool = True,
-                 grade_cell: int = 4):
+                 grade_cell: int = 4, grade_bins: int = 1, grade_bound: float = 0.0):
         super().__init__()
         self.genres = tuple(G.parse_genre(g) for g in genres)
         self.size = tuple(int(s) for s in size)
         self.width, self.max_delta, self.grade = int(width), float(max_delta), bool(grade)
         self.grade_cell = int(grade_cell)  # bottleneck positions (of 4x4 pixels) per grade cell: 4 = 16x16 pixels
+        self.grade_bins = int(grade_bins)  # luma bins per cell (a bilateral grid): 1 = one affine matrix per cell
+        self.grade_bound = float(grade_bound)  # > 0: every coefficient kept in (-bound, bound) by a tanh; 0 = free
+        if self.grade_bins < 1 or self.grade_bound < 0:
+            raise ValueError("grade_bins must be >= 1 and grade_bound >= 0")
         w1, w2, w4 = width, 2 * width, 4 * width
         self.embed = nn.Embedding(len(self.genres), embed_dim)
         self.encoder = nn.Sequential(
@@ -101,38 +105,57 @@ class GenreTranslator(nn.Module, hub.HubMixin):
         if self.grade:  # the colour-grade head (module docstring): pooled features + genre -> 12 coefficients a cell
             self.grade_in = nn.Conv2d(w4, w4, 1)
             self.grade_genre = nn.Linear(embed_dim, w4)
-            self.grade_out = nn.Conv2d(w4, 12, 1)
-            self.grade_global = nn.Embedding(len(self.genres), 12)  # each genre's own grade, whatever the picture
+            self.grade_out = nn.Conv2d(w4, 12 * self.grade_bins, 1)
+            self.grade_global = nn.Embedding(len(self.genres), 12 * self.grade_bins)  # each genre's own grade
             nn.init.zeros_(self.grade_out.weight), nn.init.zeros_(self.grade_out.bias)  # the identity grade
             nn.init.zeros_(self.grade_global.weight)
 
-    def colour_grade(self, x: torch.Tensor, h: torch.Tensor, e: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """x graded by the per-cell affine colour matrices that h (bottleneck) and e (genre embedding) give, plus
-        the target genre's global grade."""
+    def grade_coefficients(self, h: torch.Tensor, e: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The grade's coefficients on its coarse grid: (N, bins, 12, cells_h, cells_w), from h (bottleneck) and
+        e (genre embedding), plus the target genre's global grade; bounded by a tanh when grade_bound > 0."""
         cell = F.avg_pool2d(h, self.grade_cell, ceil_mode=True)
         z = F.relu(self.grade_in(cell) + self.grade_genre(e)[:, :, None, None])
         coef = self.grade_out(z) + self.grade_global(target)[:, :, None, None]
-        coef = F.interpolate(coef, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if self.grade_bound:
+            coef = self.grade_bound * torch.tanh(coef / self.grade_bound)
+        return coef.unflatten(1, (self.grade_bins, 12))
+
+    def colour_grade(self, x: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+        """x graded by the coefficients spread over it (bilinear in space; with several bins, linear in the
+        pixel's luma between the bins: a tone curve per cell, HDRNet's bilateral grid)."""
+        n, bins = coef.shape[:2]
+        coef = F.interpolate(coef.flatten(1, 2), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        coef = coef.unflatten(1, (bins, 12))
+        if bins == 1:
+            coef = coef[:, 0]
+        else:  # hat weights over the bins at the pixel's luma (0..1)
+            luma = ((0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]) * 0.5 + 0.5).clamp(0, 1)
+            centres = torch.arange(bins, dtype=x.dtype, device=x.device)[None, :, None, None]
+            w = (1 - (luma[:, None] * (bins - 1) - centres).abs()).clamp(min=0)  # (N, bins, H, W), sums to 1
+            coef = torch.einsum("nbhw,nbchw->nchw", w, coef)
         a, b = coef[:, :9].unflatten(1, (3, 3)), coef[:, 9:]
         return x + torch.einsum("nijhw,njhw->nihw", a, x) + b  # (I + a) x + b
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor, full: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, target: torch.Tensor, full: Optional[torch.Tensor] = None,
+                raw: bool = False):
         """x translated to the genres `target`. `full`: the same pictures at a larger size: the network still sees
         x, but its grade (smooth coefficients) is spread over `full` and applied to full's own pixels, and its residual
         (if any) enlarged (bicubic): the result has full's size and keeps its detail (HDRNet's low-res coefficients,
-        full-res application)."""
+        full-res application). `raw` (training): (the result before its clamp to [-1, 1], the grade's coefficients
+        or None), for the losses on overflow and on the grade's smoothness."""
         e = self.embed(target)
         h = self.encoder(x)
         for block in self.blocks:
             h = block(h, e)
         base = x if full is None else full
-        out = self.colour_grade(base, h, e, target) if self.grade else base
+        coef = self.grade_coefficients(h, e, target) if self.grade else None
+        out = self.colour_grade(base, coef) if self.grade else base
         if self.decoder is not None:
             r = self.decoder(h)
             if full is not None:
                 r = F.interpolate(r, size=full.shape[-2:], mode="bicubic", align_corners=False)
             out = out + self.max_delta * torch.tanh(r)
-        return out.clamp(-1, 1)
+        return (out, coef) if raw else out.clamp(-1, 1)
 
 
 class PatchDiscriminator(nn.Module):
