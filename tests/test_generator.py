@@ -466,7 +466,7 @@ def test_vgg_copy_check_flags_a_training_poster_and_passes_a_new_picture(tmp_pat
     fresh = load_image(data / "images" / f"{val[20].id}.jpg")  # a val poster outside the threshold's 20
     plain = Image.new("RGB", (182, 268), (120, 40, 200))
     res = vgg_copy_check([copy, recompressed, fresh, plain], labels, data / "images")
-    assert res["n_train"] == 40 and res["n_val"] == 20 and res["n"] == 4
+    assert res["n_train"] == 40 and res["n_val"] == 20 and res["n"] == 4 and res["space"] == "vgg19_layout"
     d_copy, d_recompressed, d_fresh, d_plain = res["distances"]
     assert d_copy < 1e-3 and d_recompressed < 0.5 * min(d_fresh, d_plain)  # a copy sits on its training poster
     assert max(d_copy, d_recompressed) < res["threshold"] < d_plain  # under the val posters' threshold: flagged

@@ -44,6 +44,19 @@ def vgg_features(images: Sequence[ImageInput], batch_size: int = 16) -> np.ndarr
     return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM), np.float32)
 
 
+def vgg_layout_features(images: Sequence[ImageInput], batch_size: int = 16, grid: tuple[int, int] = (3, 2)) -> np.ndarray:
+    """(N, 512 * 6) float32: VGG-19 relu5_1 of each picture at 128x192, average-pooled to a 3x2 grid (rows x
+    columns): what is where, coarsely (the channel statistics of `vgg_features` hold no layout). The copy check's
+    space (generate.evaluate.vgg_copy_check)."""
+    vgg = shared_vgg19()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = torch.stack([to_tensor(fit_to_input(load_image(im), PROBE_SIZE)) for im in images[i: i + batch_size]])
+        f = vgg(x.to(vgg.device), ("relu5_1",))["relu5_1"]
+        out.append(torch.nn.functional.adaptive_avg_pool2d(f, grid).flatten(1).cpu().float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 512 * grid[0] * grid[1]), np.float32)
+
+
 class GenreProbe(nn.Module, hub.HubMixin):
     """Standardisation + one linear logit per genre on `vgg_features` (the weights of a logistic regression)."""
 

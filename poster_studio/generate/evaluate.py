@@ -72,6 +72,15 @@ def _vgg_features(images: Sequence[Image.Image]) -> np.ndarray:
 SPACES = {"effnet": (effnet_features, "", False), "vgg19": (_vgg_features, "vgg_", True)}
 
 
+def _vgg_layout_features(images: Sequence[Image.Image]) -> np.ndarray:
+    from ..classify.probe import vgg_layout_features
+
+    return vgg_layout_features(list(images)).astype(np.float64)
+
+
+FEATURES = {**{k: v[0] for k, v in SPACES.items()}, "vgg19_layout": _vgg_layout_features}  # real_features' spaces
+
+
 def kid(f_gen: np.ndarray, f_real: np.ndarray, subsets: int = 50, subset_size: int = 1000,
         seed: int = 0) -> tuple[float, float]:
     """Kernel Inception Distance (on our features): mean and std of unbiased MMD^2 over random subsets."""
@@ -144,7 +153,7 @@ def real_features(labels_csv: str | Path, split: Optional[str], images_root: Opt
                 ok.append(r)
             except Exception:
                 continue
-        feats.append(SPACES[space][0](imgs))
+        feats.append(FEATURES[space](imgs))
         labs.append(np.stack([G.encode(r.genres).numpy() for r in ok]))
     f, l = np.concatenate(feats), np.concatenate(labs).astype(np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -182,16 +191,17 @@ def _judge_probs(key: str, images: list[Image.Image], state: dict) -> Optional[n
 
 
 def vgg_copy_check(images: Sequence[Image.Image], labels_csv: str | Path, images_root: Optional[str | Path] = None,
-                   percentile: float = 2.0) -> dict:
+                   percentile: float = 2.0, space: str = "vgg19_layout") -> dict:
     """The novelty check again, under the network that guides nothing: each picture's nearest training poster in
-    VGG-19 space (the vgg_* features, standardised by the training posters), against the threshold that real
+    VGG-19 space (`space`: "vgg19_layout", relu5_1 pooled to a 3x2 grid, what is where; or "vgg19", the vgg_*
+    channel statistics, which hold no layout; standardised by the training posters), against the threshold that real
     posters set: the `percentile` of the val posters' nearest-training-poster distances (generate/novelty.py takes
     the same percentile in the classifier's embedding, which also guides the tab's posters). A picture under it is
     closer to a training poster than real posters of the same source typically are: a likely copy."""
     if not images:
         raise InvalidArgumentError("vgg_copy_check needs at least one picture.")
-    f_train, _ = real_features(labels_csv, "train", images_root, space="vgg19")
-    f_val, _ = real_features(labels_csv, "val", images_root, space="vgg19")
+    f_train, _ = real_features(labels_csv, "train", images_root, space=space)
+    f_val, _ = real_features(labels_csv, "val", images_root, space=space)
     mu, sd = f_train.mean(0), f_train.std(0) + 1e-6
     train = torch.from_numpy((f_train - mu) / sd)
 
@@ -199,9 +209,9 @@ def vgg_copy_check(images: Sequence[Image.Image], labels_csv: str | Path, images
         q = torch.from_numpy((f - mu) / sd)
         return torch.cat([torch.cdist(q[i:i + 256], train).min(1).values for i in range(0, len(q), 256)]).numpy()
 
-    d_val, d = nearest(f_val), nearest(_vgg_features(images))
+    d_val, d = nearest(f_val), nearest(FEATURES[space](images))
     threshold = float(np.percentile(d_val, percentile))
-    return {"threshold": threshold, "percentile": percentile, "n_train": int(len(train)), "n_val": int(len(d_val)),
+    return {"space": space, "threshold": threshold, "percentile": percentile, "n_train": int(len(train)), "n_val": int(len(d_val)),
             "val_median": float(np.median(d_val)), "median_nn_distance": float(np.median(d)),
             "rejected_share": float((d < threshold).mean()), "n": int(len(d)), "distances": [round(float(v), 4) for v in d]}
 
