@@ -28,14 +28,19 @@ FEATURE_DIM = 2 * (512 + 512)
 
 
 @torch.no_grad()
+def _vgg_batches(images: Sequence[ImageInput], layers, batch_size: int):
+    """VGG-19 activations at `layers` of the pictures at 128x192 (2:3, centre-cropped), a batch at a time."""
+    vgg = shared_vgg19()
+    for i in range(0, len(images), batch_size):
+        x = torch.stack([to_tensor(fit_to_input(load_image(im), PROBE_SIZE)) for im in images[i: i + batch_size]])
+        yield vgg(x.to(vgg.device), layers)
+
+
 def vgg_features(images: Sequence[ImageInput], batch_size: int = 16) -> np.ndarray:
     """(N, 2048) float32: per-channel mean and std of VGG-19 relu4_1 and relu5_1 of each picture at 128x192 (2:3,
     other shapes centre-cropped). Also the VGG-19 feature space of the generator's KID/FID."""
-    vgg = shared_vgg19()
     out = []
-    for i in range(0, len(images), batch_size):
-        x = torch.stack([to_tensor(fit_to_input(load_image(im), PROBE_SIZE)) for im in images[i: i + batch_size]])
-        feats = vgg(x.to(vgg.device), PROBE_LAYERS)
+    for feats in _vgg_batches(images, PROBE_LAYERS, batch_size):
         parts = []
         for layer in PROBE_LAYERS:
             f = feats[layer].flatten(2)
@@ -48,11 +53,9 @@ def vgg_layout_features(images: Sequence[ImageInput], batch_size: int = 16, grid
     """(N, 512 * 6) float32: VGG-19 relu5_1 of each picture at 128x192, average-pooled to a 3x2 grid (rows x
     columns): what is where, coarsely (the channel statistics of `vgg_features` hold no layout). The copy check's
     space (generate.evaluate.vgg_copy_check)."""
-    vgg = shared_vgg19()
     out = []
-    for i in range(0, len(images), batch_size):
-        x = torch.stack([to_tensor(fit_to_input(load_image(im), PROBE_SIZE)) for im in images[i: i + batch_size]])
-        f = vgg(x.to(vgg.device), ("relu5_1",))["relu5_1"]
+    for feats in _vgg_batches(images, ("relu5_1",), batch_size):
+        f = feats["relu5_1"]
         out.append(torch.nn.functional.adaptive_avg_pool2d(f, grid).flatten(1).cpu().float().numpy())
     return np.concatenate(out) if out else np.zeros((0, 512 * grid[0] * grid[1]), np.float32)
 

@@ -211,7 +211,8 @@ def vgg_copy_check(images: Sequence[Image.Image], labels_csv: str | Path, images
 
     d_val, d = nearest(f_val), nearest(FEATURES[space](images))
     threshold = float(np.percentile(d_val, percentile))
-    return {"space": space, "threshold": threshold, "percentile": percentile, "n_train": int(len(train)), "n_val": int(len(d_val)),
+    return {"space": space, "threshold": threshold, "percentile": percentile, "n_train": int(len(train)),
+            "n_val": int(len(d_val)),
             "val_median": float(np.median(d_val)), "median_nn_distance": float(np.median(d)),
             "rejected_share": float((d < threshold).mean()), "n": int(len(d)), "distances": [round(float(v), 4) for v in d]}
 
