@@ -150,6 +150,22 @@ def test_training_stages_resume_and_export_a_loadable_engine(tmp_path):
     imgs = gen.generate(["Horror_Thriller"], n=2, seed=3)
     assert [im.size for im in imgs] == [(160, 240)] * 2
     assert [im.tobytes() for im in gen.generate(["Horror_Thriller"], n=2, seed=3)] == [im.tobytes() for im in imgs]
+    # a machine whose runs/ is gone: unpack puts the shipped projection, decoder and prior back into a new work folder
+    work2 = tmp_path / "work2"
+    run("--stage", "unpack", "--work", str(work2), "--decoder-run", "decoder-adv")
+    assert torch.equal(load_file(str(work2 / "projection_8.safetensors"))["mean"], exported["projection.mean"])
+    assert all(torch.equal(load_file(str(work2 / "decoder-adv" / "ema.safetensors"))[k], v) for k, v in adv_ema.items())
+    prior_ema = load_file(str(work2 / "prior" / "ema.safetensors"))
+    assert prior_ema.keys() and all(torch.equal(exported["prior." + k], v) for k, v in prior_ema.items())
+    # a prior of another size trains in its own run folder and exports with its sizes in the config
+    wide = ("--prior-run", "prior-wide", "--prior-width", "16", "--prior-blocks", "1", "1")
+    assert "prior width 16 blocks [1, 1]" in run("--stage", "prior", *wide, "--max-steps", "2")
+    out2 = tmp_path / "generator-wide"
+    run("--stage", "export", "--decoder-run", "decoder-adv", *wide, "--out", str(out2))
+    card2 = json.loads((out2 / "config.json").read_text())
+    assert card2["prior_width"] == 16 and card2["prior_blocks"] == [1, 1]
+    wide_gen = PosterGenerator.load(directory=out2)
+    assert [im.size for im in wide_gen.generate(["Comedy"], n=1, seed=0)] == [(160, 240)]
 
 
 def hub_state(path) -> int:

@@ -45,13 +45,13 @@ from poster_studio import genres as G  # noqa: E402
 from poster_studio import hub  # noqa: E402
 from poster_studio.data import balanced_weights, default_data_dir, genre_combinations, poster_cache  # noqa: E402
 from poster_studio.generate.latent import (IMAGE_SIZE, LATENT_CHANNELS, LATENT_HW, FeatureProjection, LatentDecoder, LatentGenerator,  # noqa: E402
-                                           LatentPrior, LiteEncoder, MixturePrior)
+                                           LatentPrior, LiteEncoder, MixturePrior, PRIOR_BLOCKS, PRIOR_WIDTH)
 from poster_studio.training import ema_update, load_state, save_loss_plot, save_state  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=("cache", "decoder", "decoder-adv", "prior", "export", "evaluate"),
+    p.add_argument("--stage", choices=("unpack", "cache", "decoder", "decoder-adv", "prior", "export", "evaluate"),
                    required=True)
     p.add_argument("--data", default=str(default_data_dir()))
     p.add_argument("--work", default=str(ROOT / "runs" / "latent"))
@@ -92,9 +92,33 @@ def parse_args(argv=None):
                    help="evaluate: classifier-free guidance scale of the flow rows (default: the checkpoint's)")
     p.add_argument("--no-repel", action="store_true",
                    help="evaluate: classifier guidance without the novelty repulsion (the ablation row before it)")
+    p.add_argument("--prior-run", default="prior", help="prior / export: the run folder of the prior under --work")
+    p.add_argument("--prior-width", type=int, default=PRIOR_WIDTH, help="prior / export: the U-Net's first width")
+    p.add_argument("--prior-blocks", type=int, nargs=2, default=list(PRIOR_BLOCKS),
+                   help="prior / export: residual blocks at 15x10 and at 8x5")
     p.add_argument("--prior-init", default=None,
                    help="prior: EMA weights (safetensors) that a new prior run starts from, e.g. the shipped prior's")
     return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------------------------------------ unpack
+def unpack(args) -> None:
+    """The shipped checkpoint (--out) back into --work: the PCA projection, the decoder's weights as the
+    --decoder-run run's EMA and the prior's as the --prior-run run's EMA, so that a machine whose runs/ is gone
+    continues from what ships (cache then keeps the shipped projection instead of fitting a new one, and a new
+    prior run can start from the shipped prior with --prior-init)."""
+    work = Path(args.work)
+    state = load_file(str(Path(args.out) / "model.safetensors"))
+    parts = {f"projection_{args.latent_channels}.safetensors": "projection.",
+             f"{args.decoder_run}/ema.safetensors": "decoder.", f"{args.prior_run}/ema.safetensors": "prior."}
+    for name, prefix in parts.items():
+        path = work / name
+        if path.is_file():
+            print(f"kept {path}")
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k[len(prefix):]: v.contiguous() for k, v in state.items() if k.startswith(prefix)}, str(path))
+        print(f"wrote {path}")
 
 
 # ------------------------------------------------------------------------------------------------ cache
@@ -377,8 +401,10 @@ def train_prior(args) -> None:
                          for v in ("plain", "flip")])
     labels2 = torch.cat([labels, labels])
     print(f"latents {tuple(lat.shape)} mean {lat.mean():.3f} std {lat.std():.3f}", flush=True)
-    prior = LatentPrior(args.latent_channels)  # the shipped sizes (latent.py)
-    loop = Loop(args, "prior", prior, ("loss",), init_from=Path(args.prior_init) if args.prior_init else None)
+    prior = LatentPrior(args.latent_channels, args.prior_width, blocks=args.prior_blocks)
+    print(f"prior width {args.prior_width} blocks {args.prior_blocks}: "
+          f"{sum(p.numel() for p in prior.parameters()) / 1e6:.2f}M parameters", flush=True)
+    loop = Loop(args, args.prior_run, prior, ("loss",), init_from=Path(args.prior_init) if args.prior_init else None)
     if args.prior_init and loop.step == 0:  # the card counts the run it continues
         (loop.dir / "init.json").write_text(json.dumps({"init_from": str(args.prior_init)}))
     gen = torch.Generator().manual_seed(args.seed + 1 + loop.step)
@@ -419,10 +445,11 @@ def export(args) -> None:
 
     work = Path(args.work)
     records = [r for r in read_labels(Path(args.data) / "labels.csv") if r.split == "train"]
-    model = LatentGenerator(latent_channels=args.latent_channels, genre_prior=genre_combinations(records))
+    model = LatentGenerator(latent_channels=args.latent_channels, prior_width=args.prior_width,
+                            prior_blocks=args.prior_blocks, genre_prior=genre_combinations(records))
     model.projection.load_state_dict(load_file(str(work / f"projection_{args.latent_channels}.safetensors")))
     model.decoder.load_state_dict(load_file(str(work / args.decoder_run / "ema.safetensors")))
-    model.prior.load_state_dict(load_file(str(work / "prior" / "ema.safetensors")))
+    model.prior.load_state_dict(load_file(str(work / args.prior_run / "ema.safetensors")))
     novelty = novelty_threshold(args)
     info = {}
     for name in ("decoder", args.decoder_run, "prior") if args.decoder_run != "decoder" else ("decoder", "prior"):
@@ -577,7 +604,7 @@ def _gan_inputs(gen, genre: str, n: int, seed: int):
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    {"cache": build_cache, "decoder": train_decoder, "decoder-adv": train_decoder_adv, "prior": train_prior,
+    {"unpack": unpack, "cache": build_cache, "decoder": train_decoder, "decoder-adv": train_decoder_adv, "prior": train_prior,
      "export": export,
      "evaluate": evaluate}[args.stage](args)
 
