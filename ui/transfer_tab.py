@@ -42,6 +42,11 @@ another genre: region by region (cells of about a sixth of its width) it picks a
 layout, the edges and the lettering stay exactly where they are. It reads your picture at a small size (96x144)
 and applies its grade to the full-size picture, so the picture keeps its detail; strength blends it with your
 picture. It saw a few photo crops in training, but mostly posters.
+**Bridge** (when the Generate tab's latent engine is installed) is not trained for this at all: it borrows the
+poster generator. Your picture is encoded into the generator's latent space, the generator's genre-conditional
+flow is run *backwards* to noise with no genre, then *forwards* again towards the chosen genre (Dual Diffusion
+Implicit Bridges, Su et al. 2023); the generator's change is added to your picture. It changes more than a
+colour grade (light, texture, shapes the generator associates with the genre) and works on any picture.
 """
 EXAMPLE_GENRES = ["Horror_Thriller", "Comedy", "Animation", "Romance", "Action_Adventure", "Drama"]
 QUALITY = "Optimising (quality engine)"
@@ -49,12 +54,14 @@ QUALITY = "Optimising (quality engine)"
 
 ENGINES = [("Fast (AdaIN, ~1 s)", "fast"), ("Quality (Gatys, minutes)", "quality")]
 TRANSLATE = ("Translate (poster -> poster of another genre)", "translate")
+BRIDGE = ("Bridge (through the poster generator, ~1 s)", "bridge")
 
 
 def engine_choices(svc) -> list[tuple[str, str]]:
-    """The engines offered: Translate only where this server has a trained translator (the API still takes
-    "translate" and says why it cannot)."""
-    return ENGINES + ([TRANSLATE] if getattr(svc, "translate_genres", ()) else [])
+    """The engines offered: Translate only where this server has a trained translator, Bridge only where it has
+    the latent generator (the API still takes both names and says why it cannot)."""
+    return ENGINES + ([TRANSLATE] if getattr(svc, "translate_genres", ()) else []) \
+        + ([BRIDGE] if getattr(svc, "bridge", None) is not None else [])
 
 
 def translate_note(svc) -> str:
@@ -67,13 +74,15 @@ def translate_note(svc) -> str:
 
 
 def exemplars_view(svc: GenreTransfer, genre, style_files, engine="fast") -> tuple[str, list]:
-    if str(engine).strip().lower() == "translate":  # no exemplars; a bad genre gets the service's message
+    eng = str(engine).strip().lower()
+    if eng in ("translate", "bridge"):  # no exemplars; a bad genre gets the service's message
         try:
             g = G.parse_genre(genre) if genre else None
         except InvalidArgumentError:
             g = None
-        return (f"**Translated to {G.DISPLAY_NAMES[g]}** by the translate engine (a network trained on posters; "
-                "no exemplars)." if g else ""), []
+        how = ("the translate engine (a network trained on posters; no exemplars)" if eng == "translate" else
+               "the bridge engine (the poster generator's genre flow, backwards then forwards; no exemplars)")
+        return (f"**Translated to {G.DISPLAY_NAMES[g]}** by {how}." if g else ""), []
     if style_files:
         names = [str(f).rsplit("/", 1)[-1] for f in style_files]
         return "**Style from your images:** " + ", ".join(names), [(str(f), n) for f, n in zip(style_files, names)]
@@ -152,7 +161,7 @@ def build(services: Services, files: OutputFiles):
 
         try:
             if engine != "quality":  # a second or two: the previous result goes at once, the new one follows
-                what = "Translating" if engine == "translate" else "Stylising (fast engine)"
+                what = "Translating" if engine in ("translate", "bridge") else "Stylising (fast engine)"
                 yield None, f"⏳ **{what}…**\n\n{md}", thumbs
                 yield done(job())
                 return

@@ -279,6 +279,19 @@ class FlowPrior(nn.Module):
                 callback(i + 1, steps, x)
         return x
 
+    @torch.no_grad()
+    def invert(self, x1: torch.Tensor, steps: int = 16, c: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The noise that `sample` would carry to the latent x1: the same ODE integrated backwards, t = 1 -> 0 on
+        `sample`'s grid (Euler steps), under the condition c (None: the null condition, which has no genre). DDIB's
+        first half (Su et al., ICLR 2023): invert under one condition, `sample` under another, and a latent moves
+        to another genre while its noise, what the two share, keeps the layout."""
+        ts = torch.linspace(0.0, 1.0, steps + 1, device=x1.device) ** 1.5
+        x = x1
+        for i in range(steps, 0, -1):
+            tt = torch.full((x.shape[0],), float(ts[i]), device=x.device)
+            x = x - float(ts[i] - ts[i - 1]) * self(x, tt, c)
+        return x
+
 
 class LatentPrior(FlowPrior):
     """The U-Net velocity field: two levels (15x10 at `width`, 8x5 at 2x`width` with self-attention), time and

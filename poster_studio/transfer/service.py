@@ -13,6 +13,11 @@ size, to the full-size picture's own pixels; an older residual translator's chan
 full-size picture (TRANSLATE_ENLARGE "residual"; "upscale" enlarges the translation itself by the learned upscaler
 when checkpoints/upscaler is there, else Lanczos); strength blends the translation with the picture.
 
+"bridge" = any picture -> a poster of another genre through Generate's latent engine (bridge.py; optional, present
+when checkpoints/generator-latent is): the prior's flow run backwards from the picture's latent under no genre,
+then forwards under the target genre, and the decoder's change added to the picture; no network was trained for
+it, and neither judge takes part.
+
 Arguments are checked once, in `check_inputs`; its limits are the class attributes. The fast engine serves many
 requests at once; the quality engine runs one job at a time (QUALITY_SLOTS) and refuses a second at once
 (BusyError) instead of queueing it behind a job of minutes, and one job's cost is capped (QUALITY_BUDGET).
@@ -39,6 +44,7 @@ from ..images import FIT_MODES, ImageInput, fit_image, image_notes, load_image, 
     to_tensor, with_notes
 from ..backbones import shared_vgg19
 from .engines import DEFAULT_STEPS, AdaINDecoder, FastEngine, GatysConfig, GatysEngine, Progress
+from .bridge import LatentBridge
 from .exemplars import ExemplarBank
 from .style import ENCODER_LAYER, GenreStyle, blend_colors, blend_statistics, guided_filter, match_colors, \
     preserve_colors, style_statistics
@@ -64,7 +70,7 @@ def poster_labels() -> dict[str, tuple[str, ...]]:
 class GenreTransfer:
     """Genre transfer service (see the module docstring)."""
 
-    ENGINES = ("fast", "quality", "translate")
+    ENGINES = ("fast", "quality", "translate", "bridge")
     MIN_SIDE, MAX_SIDE = 64, 1024
     SIZES = ("256x384", "384x576", "512x768")  # offered in the app; any WxH within the sides is accepted
     MAX_STEPS = 500
@@ -79,7 +85,8 @@ class GenreTransfer:
 
     def __init__(self, decoder: AdaINDecoder, bank: Optional[ExemplarBank] = None,
                  gatys: Optional[GatysConfig] = None, translator: Optional[torch.nn.Module] = None,
-                 upscaler=None, translator_missing: Optional[str] = None):
+                 upscaler=None, translator_missing: Optional[str] = None, bridge=None,
+                 bridge_missing: Optional[str] = None):
         self.decoder = decoder.eval()
         self.bank = bank
         self.fast = FastEngine(self.decoder)
@@ -90,6 +97,10 @@ class GenreTransfer:
         self.upscaler = upscaler
         self.translator_missing = translator_missing or (
             f"The translate engine is not installed: train it with {TRAIN_TRANSLATOR}.")
+        self.bridge = bridge  # bridge engine (optional): a LatentBridge over the latent generator
+        self.bridge_missing = bridge_missing or (
+            "The bridge engine needs Generate's latent engine (checkpoints/generator-latent), which this server does "
+            "not have: train it with train/train_latent.py, or use the fast, quality or translate engine.")
 
     @classmethod
     def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None,
@@ -108,8 +119,15 @@ class GenreTransfer:
             missing = (f"The translate engine could not be loaded ({str(exc).splitlines()[0][:300]}): retrain or "
                        f"re-export it with {TRAIN_TRANSLATOR}.")
             log.warning(missing)
+        bridge, bridge_missing = None, None
+        try:
+            bridge = LatentBridge.load(hub_repo=hub_repo)
+        except Exception as exc:  # optional too: without it the other engines work as before
+            bridge_missing = (f"The bridge engine needs Generate's latent engine, which could not be loaded "
+                              f"({str(exc).splitlines()[0][:300]}): use the fast, quality or translate engine.")
+            log.info(bridge_missing)
         return cls(decoder, ExemplarBank.load(folder), translator=translator, upscaler=upscaler,
-                   translator_missing=missing)
+                   translator_missing=missing, bridge=bridge, bridge_missing=bridge_missing)
 
     @property
     def translate_genres(self) -> tuple[str, ...]:
@@ -126,6 +144,8 @@ class GenreTransfer:
         engine = check_choice("Engine", engine, self.ENGINES)
         if engine == "translate" and self.translator is None:
             raise CheckpointError(self.translator_missing)
+        if engine == "bridge" and self.bridge is None:
+            raise CheckpointError(self.bridge_missing)
         w, h = check_size("Size", size, self.MIN_SIDE, self.MAX_SIDE)
         n_steps = None
         if engine == "quality":
@@ -137,11 +157,16 @@ class GenreTransfer:
         styles = [s for s in (style_images or []) if s is not None and s != ""]
         if len(styles) > self.MAX_STYLE_IMAGES:
             raise InvalidArgumentError(f"At most {self.MAX_STYLE_IMAGES} style images, got {len(styles)}.")
-        if engine == "translate":
+        if engine in ("translate", "bridge"):
             if styles:
-                raise InvalidArgumentError("The translate engine takes a genre, not style images: use the fast or "
+                raise InvalidArgumentError(f"The {engine} engine takes a genre, not style images: use the fast or "
                                            "quality engine with your own style images.")
-            g = self._translate_genre(genre)
+            if engine == "translate":
+                g = self._translate_genre(genre)
+            elif genre in (None, ""):
+                raise InvalidArgumentError("Choose the genre to translate to.")
+            else:
+                g = G.parse_genre(genre)
         else:
             g = G.parse_genre(genre) if genre not in (None, "") else None
         if g is None and not styles and not style_given:
@@ -215,12 +240,17 @@ class GenreTransfer:
             if progress is not None:
                 progress(1.0, img)
             return with_notes(img, notes)
-        if style is None and a["engine"] != "translate":
+        if style is None and a["engine"] not in ("translate", "bridge"):
             style = self.style_from_images(a["style_images"], grams=a["engine"] == "quality") if a["style_images"] \
                 else self._genre_style(a["genre"])
         x = to_tensor(img)[None]
         if a["engine"] == "translate":
             out = self._translate(img, a["genre"], a["strength"], notes)
+            if progress is not None:
+                progress(1.0, None)
+        elif a["engine"] == "bridge":
+            out = self.bridge(x, a["genre"])
+            out = out if a["strength"] == 1.0 else (1 - a["strength"]) * x + a["strength"] * out
             if progress is not None:
                 progress(1.0, None)
         elif a["engine"] == "fast":
