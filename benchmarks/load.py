@@ -180,6 +180,38 @@ def _is_busy(exc: BaseException) -> bool:
     return isinstance(exc, QueueError) or status == 503 or "queue is full" in str(exc).lower()
 
 
+class UploadTimer:
+    """Times every file upload gradio_client makes in this process (its `httpx.post` to the server's /upload, with a
+    new HTTP client, SSL context included, for each file) and keeps (HTTP status, seconds): the client's own share
+    of a refused upload's answer, beside the server's (UploadProbe) and the whole request's (busy_answer_s)."""
+
+    def __init__(self):
+        import gradio_client.client as gc
+
+        self.records: list[tuple[int, float]] = []
+        self._lock = threading.Lock()
+        self._httpx = gc.httpx
+        self._real = gc.httpx.post
+
+        def post(url, *a, **kw):
+            t0 = time.perf_counter()
+            status = 0
+            try:
+                r = self._real(url, *a, **kw)
+                status = r.status_code
+                return r
+            finally:
+                if str(url).rstrip("/").endswith("/upload"):
+                    with self._lock:
+                        self.records.append((status, time.perf_counter() - t0))
+
+        self._httpx.post = post
+
+    def stop(self) -> list[tuple[int, float]]:
+        self._httpx.post = self._real
+        return list(self.records)
+
+
 def _call(client, endpoint: str, args, timeout: float) -> tuple[str, float, str]:
     """One request: ("ok" | "busy" | "timeout" | "error", seconds, message)."""
     t0 = time.perf_counter()
@@ -271,10 +303,12 @@ def run_burst(url: str, pid: int | None, args, inputs: dict, single: dict, skipp
                 time.sleep(rng.uniform(args.backoff, 2 * args.backoff))   # back off, do not hammer
 
     probe = UploadProbe(url, args.image) if getattr(args, "image", None) else None
+    timer = UploadTimer()
     t0 = time.perf_counter()
     _run_all(client_run, args.clients, args.requests * (args.timeout + 2 * args.backoff + 5) + 30)
     wall = time.perf_counter() - t0
     probed = probe.stop() if probe else []
+    client_uploads = timer.stop()
     rss_after = peak = None
     if monitor:
         time.sleep(args.settle)
@@ -317,6 +351,10 @@ def run_burst(url: str, pid: int | None, args, inputs: dict, single: dict, skipp
                          "refused_answer_s": {"p50": _pct(refused, 0.5), "p95": _pct(refused, 0.95),
                                               "max": _pct(refused, 1.0)},
                          "accepted_answer_s": {"p50": _pct(accepted, 0.5), "p95": _pct(accepted, 0.95)}},
+        "client_upload_call_s": {  # gradio_client's own upload call, in this process of many client threads
+            kind: {"n": len(ts), "p50": _pct(ts, 0.5), "p95": _pct(ts, 0.95)}
+            for kind, ts in (("refused_503", [t for st, t in client_uploads if st == 503]),
+                             ("accepted", [t for st, t in client_uploads if st == 200]))},
         "per_endpoint": per_ep,
         "max_p95_over_single": max(ratios) if ratios else None,
         "p95_over_single_limit": limit,

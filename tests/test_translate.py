@@ -96,7 +96,8 @@ def ckpts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gt(ckpts):
-    gt = GenreTransfer.load(directory=ckpts / "transfer", translator_directory=ckpts / "translator")
+    gt = GenreTransfer.load(directory=ckpts / "transfer", translator_directory=ckpts / "translator",
+                            bridge_directory=ckpts / "no-generator")  # the bridge's engine list: test_bridge.py
     gt.upscaler = None  # Lanczos, whether or not checkpoints/upscaler is there (see the upscaler test)
     return gt
 
@@ -520,6 +521,9 @@ def test_evaluate_translate_side_by_side_with_the_fast_engine(gt, data, tmp_path
         assert 0 < r["ssim"] <= 1 and r["vgg_distance"] > 0
     assert set(res["average"]) == {"input", "translate", "fast"}
     assert len(list((tmp_path / "saved" / "translate" / "Comedy").glob("*.jpg"))) == 2
+    no_bridge = evaluate_translate(n_inputs=2, size=(64, 96), transfer=gt, classifier=Judge(), probe=Judge(),
+                                   data_dir=data, kid_cache=tmp_path / "kid", engines=("translate", "bridge"))
+    assert no_bridge["engines"] == ["translate"]  # this server has no latent generator: the bridge is left out
     with pytest.raises(InvalidArgumentError, match="reaches Comedy and Horror_Thriller, not Drama"):
         evaluate_translate(["drama"], n_inputs=2, transfer=gt, classifier=Judge(), probe=Judge(), data_dir=data,
                            kid_cache=tmp_path / "kid")

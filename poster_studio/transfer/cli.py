@@ -49,7 +49,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_evaluate_translate(args) -> int:
     gt = GenreTransfer.load(hub_repo=args.hub_repo, directory=args.checkpoint, translator_directory=args.translator)
     res = evaluate_translate(args.genre, n_inputs=args.n_inputs, sources=args.sources, size=args.size,
-                             strength=args.strength, engines=("translate",) if args.no_fast else ("translate", "fast"),
+                             strength=args.strength, engines=("translate",) + (() if args.no_fast else ("fast",)) + (("bridge",) if args.bridge else ()),
                              transfer=gt, classifier=_classifier(args), data_dir=args.data, save_dir=args.save_dir)
     res["classifier_checkpoint"] = str(args.classifier or hub.resolve("classifier", hub_repo=args.hub_repo))
     res["translator_checkpoint"] = str(args.translator or hub.resolve(TRANSLATOR_NAME, hub_repo=args.hub_repo))
@@ -102,6 +102,7 @@ def add_cli(sub) -> None:
     t.add_argument("--size", default="256x384", help="output WxH of both engines (default 256x384)")
     t.add_argument("--strength", type=float, default=1.0)
     t.add_argument("--no-fast", action="store_true", help="leave out the fast engine")
+    t.add_argument("--bridge", action="store_true", help="add the bridge engine (needs checkpoints/generator-latent)")
     t.add_argument("--data", default=None, help="poster folder (default $POSTER_STUDIO_DATA or ../shared/data/posters)")
     t.add_argument("--save-dir", default=None, help="also save the outputs here (<engine>/<genre>/<id>.jpg)")
     t.add_argument("--json-out", default=None, help="also write the JSON here")

@@ -179,7 +179,8 @@ def evaluate_translate(genres: Optional[Sequence[str]] = None, *, n_inputs: int 
     gs = [gt.check_inputs(content=files[0], genre=g, engine="translate", size=size)["genre"]
           for g in (genres or gt.translate_genres)]
     w, h = gt.check_inputs(content=files[0], genre=gs[0], engine="translate", size=size)["size"]
-    engines = [e for e in engines if e == "translate" or gt.bank is not None]
+    engines = [e for e in engines if e == "translate" or (e == "bridge" and gt.bridge is not None)
+               or (e not in ("translate", "bridge") and gt.bank is not None)]
     classifier, probe = _judges(classifier, probe)
     contents = [fit_image(load_image(f), (w, h)) for f in files]
     real_f, real_l = real_features(data / "labels.csv", "val", cache_dir=Path(kid_cache) if kid_cache else CACHE_DIR)

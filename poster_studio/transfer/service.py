@@ -104,9 +104,11 @@ class GenreTransfer:
 
     @classmethod
     def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None,
-             translator_directory: Optional[str | Path] = None) -> "GenreTransfer":
+             translator_directory: Optional[str | Path] = None,
+             bridge_directory: Optional[str | Path] = None) -> "GenreTransfer":
         """The transfer checkpoint (AdaIN decoder + exemplars), plus the translate engine when
-        checkpoints/translator (or `translator_directory`) exists; without it the other engines work as before."""
+        checkpoints/translator (or `translator_directory`) exists, and the bridge engine when
+        checkpoints/generator-latent (or `bridge_directory`) does; without them the other engines work as before."""
         folder = hub.resolve(CHECKPOINT_NAME, hub_repo=hub_repo, directory=directory)
         decoder = hub.load_model(AdaINDecoder, CHECKPOINT_NAME, directory=folder)
         translator, missing, upscaler = None, None, None
@@ -121,7 +123,7 @@ class GenreTransfer:
             log.warning(missing)
         bridge, bridge_missing = None, None
         try:
-            bridge = LatentBridge.load(hub_repo=hub_repo)
+            bridge = LatentBridge.load(hub_repo=hub_repo, directory=bridge_directory)
         except Exception as exc:  # optional too: without it the other engines work as before
             bridge_missing = (f"The bridge engine needs Generate's latent engine, which could not be loaded "
                               f"({str(exc).splitlines()[0][:300]}): use the fast, quality or translate engine.")
