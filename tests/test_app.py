@@ -366,7 +366,7 @@ def test_other_tabs_keep_serving_while_a_dream_runs(client, synthetic_picture):
      "Steps must be a whole number from 1 to 500, got 0."),
     ("/transfer", ("PIC", "", "fast", 1.0, False, "256x384", 10, []), "Choose a genre (or upload your own style images)."),
     ("/transfer", ("PIC", "Comedy", "slow", 1.0, False, "256x384", 10, []),
-     "Engine must be one of fast, quality, translate, got 'slow'."),
+     "Engine must be one of fast, quality, translate, bridge, got 'slow'."),
     ("/dream", ([], None, "none", "auto", 20, 8, 4, 1.4, 1.0, 0),
      "Choose a genre to dream of, or a layer to deep-dream your picture with."),
     ("/dream", (["Comedy"], None, "relu4_2", "auto", 20, 8, 4, 1.4, 1.0, 0),

@@ -289,7 +289,7 @@ def test_bad_arguments_raise_invalid_argument(gt, content, kwargs):
     ({"genre": "Western"}, "Unknown genre 'Western'. Choose from: "),
     ({"genre": None}, "Choose a genre (or upload your own style images)."),
     ({"content": None}, "No picture: upload one (or pick an example) first."),
-    ({"engine": "turbo"}, "Engine must be one of fast, quality, translate, got 'turbo'."),
+    ({"engine": "turbo"}, "Engine must be one of fast, quality, translate, bridge, got 'turbo'."),
     ({"fit": "stretch"}, "Fit must be one of crop, fit, got 'stretch'."),
     ({"size": "1025x100"}, f"Size width must be a whole number from {GenreTransfer.MIN_SIDE} to {GenreTransfer.MAX_SIDE}"),
     ({"engine": "quality", "steps": 500, "size": "1024x1024"}, "A quality transfer of 500 steps at 1024x1024 is too "

@@ -452,17 +452,21 @@ def export(args) -> None:
     model.prior.load_state_dict(load_file(str(work / args.prior_run / "ema.safetensors")))
     novelty = novelty_threshold(args)
     info = {}
-    for name in ("decoder", args.decoder_run, "prior") if args.decoder_run != "decoder" else ("decoder", "prior"):
-        if not (work / name / "state.safetensors").is_file() and name in SHIPPED_RUNS:
-            info[name] = dict(SHIPPED_RUNS[name])
+    runs = {"decoder": "decoder", args.decoder_run: args.decoder_run, "prior": args.prior_run}  # card key -> folder
+    for key, name in runs.items():
+        if not (work / name / "state.safetensors").is_file():
+            info[key] = dict(SHIPPED_RUNS[name]) if name in SHIPPED_RUNS else {
+                "note": "unpacked from the shipped checkpoint: its run's state is not on this machine"}
             continue
         st = load_state(work / name / "state.safetensors")
-        info[name] = {"steps": int(st["step"]), "minutes": round(float(st["seconds"]) / 60, 1),
-                      "batch": int(st.get("batch", args.batch)),
-                      "images_seen": int(st["step"]) * int(st.get("batch", args.batch))}
+        info[key] = {"steps": int(st["step"]), "minutes": round(float(st["seconds"]) / 60, 1),
+                     "batch": int(st.get("batch", args.batch)),
+                     "images_seen": int(st["step"]) * int(st.get("batch", args.batch))}
+        if name != key:
+            info[key]["run"] = name
         init = work / name / "init.json"
         if init.is_file():  # a run that continued earlier weights: those weights' training too
-            info[name]["continued"] = PRIOR_BEFORE if name == "prior" else json.loads(init.read_text())
+            info[key]["continued"] = PRIOR_BEFORE if key == "prior" else json.loads(init.read_text())
     ablation_path = work / "ablation.json"  # --stage evaluate's rows, summarised into the card when there
     metrics = {}
     if ablation_path.is_file():
