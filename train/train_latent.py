@@ -90,6 +90,8 @@ def parse_args(argv=None):
                    help="evaluate: the prior's ODE steps of the flow rows (default: the checkpoint's)")
     p.add_argument("--cfg", type=float, default=None,
                    help="evaluate: classifier-free guidance scale of the flow rows (default: the checkpoint's)")
+    p.add_argument("--no-copy-check", action="store_true",
+                   help="evaluate: skip the VGG-19 copy check (its training-poster features take minutes the first time)")
     p.add_argument("--no-repel", action="store_true",
                    help="evaluate: classifier guidance without the novelty repulsion (the ablation row before it)")
     p.add_argument("--prior-run", default="prior", help="prior / export: the run folder of the prior under --work")
@@ -487,7 +489,9 @@ def export(args) -> None:
            "on the prior's own samples)" if args.decoder_run == "decoder-adv" else "") + ". Ablation rows: "
         "'+adv' rows use the critic-tuned decoder, the others the decoder before the critic; 'flow-guided' adds "
         "classifier-guidance steps (generate/guidance.py): the project classifier guides it, so only the VGG-19 "
-        "probe (never in any loop) judges it independently.",
+        "probe (never in any loop) judges it independently. The same checkpoint drives Genre transfer's bridge "
+        "engine (poster_studio/transfer/bridge.py: a picture's latent inverted under no genre, then sampled "
+        "under the target genre).",
         data="The 13,149 training posters (and their mirror images) at 160x240; nothing per poster is stored.",
         training=f"train/train_latent.py, 2 CPU cores: {json.dumps(info)}; PCA keeps "
                  f"{float(model.projection.explained):.3f} of E's channel variance.",
@@ -583,7 +587,7 @@ def evaluate(args) -> None:
                 im.save(folder / f"{i:04d}.png")
         seconds = (time.time() - t0) / (n_row * len(G.GENRES))  # sampling and saving
         row = evaluate_generator(out_root / row_name, Path(args.data) / "labels.csv", split="val", n_per_genre=n_row,
-                                 copy_check=True)  # VGG-19: the copy check under a network that guides nothing
+                                 copy_check=not args.no_copy_check)  # VGG-19: the check under a network that guides nothing
         d = check.distances(made)
         row["novelty"] = {"threshold": check.threshold, "rejected_share": float((d < check.threshold).mean()),
                           "median_nn_distance": float(np.median(d))}
@@ -596,7 +600,8 @@ def evaluate(args) -> None:
         print(f"{row_name}: classifier {o.get('mean_cond_acc', float('nan')):.3f} probe "
               f"{o.get('mean_probe_cond_acc', float('nan')):.3f} KID {o['pooled_kid']:.4f} VGG-KID "
               f"{o['pooled_vgg_kid']:.3f} div {o['pooled_vgg_diversity_ratio']:.2f} novelty-rejected "
-              f"{row['novelty']['rejected_share']:.3f} (VGG-19 {row['vgg_copy_check']['rejected_share']:.3f}) "
+              f"{row['novelty']['rejected_share']:.3f} "
+              f"(VGG-19 {row.get('vgg_copy_check', {}).get('rejected_share', float('nan')):.3f}) "
               f"{seconds:.3f} s/poster", flush=True)
 
 
