@@ -104,3 +104,19 @@ def test_bridge_is_offered_in_the_tab_and_the_cli_only_where_it_works(gt):
     args = build_parser().parse_args(["transfer", "--content", "x.png", "--genre", "Drama", "--engine", "bridge",
                                       "--out", "y.png"])
     assert args.engine == "bridge"
+
+
+def test_tab_handler_runs_the_bridge_engine(gt, tmp_path):
+    import app
+    from ui import common as U
+
+    services = U.Services()
+    services.transfer.service = gt
+    services.transfer._done.set()
+    demo = app.build_demo(services)
+    transfer = next(f.fn for f in demo.fns.values() if f.api_name == "transfer")
+    _picture(2).save(tmp_path / "photo.png")
+    out, md, _ = list(transfer(str(tmp_path / "photo.png"), "Comedy", "bridge", 1.0, False, "64x96", 10, [], "crop"))[-1]
+    with Image.open(out) as im:
+        assert im.size == (64, 96)
+    assert md.startswith("**Translated to Comedy** by the bridge engine")
