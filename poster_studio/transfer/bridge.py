@@ -38,7 +38,6 @@ class LatentBridge:
         self.generator = generator.eval().requires_grad_(False)
         self.encoder = encoder if encoder is not None else LiteEncoder()
         self.guidance, self.steps = float(guidance), int(steps)
-        self.genres = tuple(generator.genres)
 
     @classmethod
     def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None) -> "LatentBridge":
@@ -58,4 +57,3 @@ class LatentBridge:
         change = net.decode(z2).clamp(0, 1) - net.decode(z).clamp(0, 1)
         change = F.interpolate(change, size=x.shape[-2:], mode="bicubic", align_corners=False)
         return (x + change).clamp(0, 1)
-

@@ -48,8 +48,9 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_evaluate_translate(args) -> int:
     gt = GenreTransfer.load(hub_repo=args.hub_repo, directory=args.checkpoint, translator_directory=args.translator)
+    engines = ("translate",) + (() if args.no_fast else ("fast",)) + (("bridge",) if args.bridge else ())
     res = evaluate_translate(args.genre, n_inputs=args.n_inputs, sources=args.sources, size=args.size,
-                             strength=args.strength, engines=("translate",) + (() if args.no_fast else ("fast",)) + (("bridge",) if args.bridge else ()),
+                             strength=args.strength, engines=engines,
                              transfer=gt, classifier=_classifier(args), data_dir=args.data, save_dir=args.save_dir)
     res["classifier_checkpoint"] = str(args.classifier or hub.resolve("classifier", hub_repo=args.hub_repo))
     res["translator_checkpoint"] = str(args.translator or hub.resolve(TRANSLATOR_NAME, hub_repo=args.hub_repo))
