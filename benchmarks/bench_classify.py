@@ -1,7 +1,7 @@
 """Classifier latency on this CPU: one poster from file (decode + preprocess + forward), with Grad-CAM
 heatmaps for every genre, and with the similar-poster search. Prints JSON (p50/p90 in ms, peak RSS).
 
-  python benchmarks/bench_classify.py [--data ../shared/data/posters] [--n 30]
+  python benchmarks/bench_classify.py [--data ../shared/data/posters] [--n 30] [--checkpoint FOLDER]
 """
 from __future__ import annotations
 
@@ -32,12 +32,13 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default=str(default_data_dir()))
     p.add_argument("--n", type=int, default=30)
+    p.add_argument("--checkpoint", default=None, help="classifier checkpoint folder (default: the shipped one)")
     args = p.parse_args()
     import torch
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    clf = Classifier.load()
+    clf = Classifier.load(directory=args.checkpoint)
     load_s = time.perf_counter() - t
     files = sorted((Path(args.data) / "images").glob("val_*.jpg"))[: args.n]
     clf.heatmap(clf.analyze(files[0]))  # warm-up
@@ -47,6 +48,8 @@ def main() -> None:
         return [clf.heatmap(a, g) for g in clf.genres]
 
     out = {
+        "checkpoint": args.checkpoint or "shipped",
+        "network": type(clf.model).__name__,
         "threads": torch.get_num_threads(),
         "load_seconds": round(load_s, 2),
         "classify": timed(clf.predict, files),

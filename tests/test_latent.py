@@ -291,14 +291,11 @@ class EmbeddingClassifier(TinyClassifier):
     'training posters' (`bank`), as classify.Classifier has."""
 
     class Net(TinyClassifier.Net):
-        def stem(self, x):
-            return x
+        def feature_maps(self, x):
+            return (x,)
 
-        def trunk(self, f):
-            return f
-
-        def head_from_map(self, fmap):
-            return self.forward(fmap), fmap.mean((2, 3))
+        def head_from_maps(self, maps):
+            return self.forward(maps[0]), maps[0].mean((2, 3))
 
     def __init__(self, bank):
         self.model = self.Net()

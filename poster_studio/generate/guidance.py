@@ -47,8 +47,7 @@ class ClassifierGuidance:
         """(N,) distance from each poster's full-view embedding (L2-normalised) to its nearest training poster."""
         x = F.interpolate(images, size=tuple(self.model.image_size), mode="bilinear", antialias=True,
                           align_corners=False)
-        _, emb = self.model.head_from_map(self.model.trunk(self.model.stem(TF.normalize(x, IMAGENET_MEAN,
-                                                                                         IMAGENET_STD))))
+        _, emb = self.model.head_from_maps(self.model.feature_maps(TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)))
         return torch.cdist(F.normalize(emb, dim=1), self._bank).min(1).values
 
     @property
