@@ -32,7 +32,7 @@ def members() -> list[PosterClassifier]:
 
 def test_logits_are_the_weighted_mean_of_the_members_on_their_own_sizes():
     a, b = members()
-    ens = PosterEnsemble.of([a, b], weights=[0.25, 0.75], primary=1).eval()
+    ens = PosterEnsemble.of([a, b], weights=[0.25, 0.75], primary=1, embedding="concat").eval()
     assert ens.image_size == (144, 96) and ens.embed_dim == 128 + 32
     x = torch.rand(2, 3, 144, 96)
     with torch.no_grad():
@@ -46,6 +46,16 @@ def test_logits_are_the_weighted_mean_of_the_members_on_their_own_sizes():
     # any other input size: each member sees it scaled by its own ratio (dreams judge pictures of any shape)
     assert ens.member_input(torch.rand(1, 3, 288, 192), 0).shape[-2:] == (192, 128)
     assert ens.block_output(x, 2).shape[0] == 2
+    # the default embedding is the primary member's, on the input as the ensemble scales it for that member
+    for primary, (m, size) in enumerate(((a, (96, 64)), (b, (144, 96)))):
+        ens_p = PosterEnsemble.of([a, b], weights=[0.25, 0.75], primary=primary).eval()
+        with torch.no_grad():
+            logits_p, emb_p = ens_p.head_from_maps(ens_p.feature_maps(x))
+            want_emb = m.head_from_maps(m.feature_maps(ens_p.member_input(x, primary)))[1]
+        assert ens_p.embed_dim == m.embed_dim and torch.allclose(emb_p, want_emb, atol=1e-5)
+        assert torch.allclose(logits_p, want, atol=1e-5)  # the embedding choice leaves the logits alone
+    with pytest.raises(ValueError, match="embedding must be one of"):
+        PosterEnsemble.of([a, b], embedding="mean")
 
 
 def test_round_trip_through_the_service_and_grad_cam_on_the_primary_member(tmp_path):
@@ -62,7 +72,7 @@ def test_round_trip_through_the_service_and_grad_cam_on_the_primary_member(tmp_p
     assert len(a.feature_maps) == 2 and abs(sum(a.scores.values()) - sum(clf.predict(pic)["scores"].values())) < 1e-3
     genre, overlay = clf.heatmap(a, "Horror_Thriller")
     assert genre == "Horror_Thriller" and overlay.size == a.shown.size
-    assert clf.predict_proba([]).shape == (0, 7) and clf._run([])[1].shape == (0, 160)
+    assert clf.predict_proba([]).shape == (0, 7) and clf._run([])[1].shape == (0, 32)
     # Grad-CAM differentiates the primary member's map: with the other member's weight at 0 it is unchanged
     solo = PosterEnsemble.of(members(), weights=[0.0, 1.0], primary=1).eval()
     s = Classifier(solo)

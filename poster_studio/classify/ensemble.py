@@ -1,8 +1,10 @@
 """`PosterEnsemble`: several `PosterClassifier`s (e.g. Lite0 at 288x192 and Lite2 at 384x256) as one network.
 
 It takes one input at `image_size` (the largest member's) and gives each member that input resized by the member's
-own scale; the logits are the weighted mean of the members' logits; the embedding (similar posters) is the
-concatenation of the members' L2-normalised embeddings, divided by sqrt(members) so that it is unit length.
+own scale; the logits are the weighted mean of the members' logits. The embedding (similar posters, the novelty check
+of generated posters) is `embedding="primary"`: the primary member's, so that an ensemble whose primary member is the
+classifier shipped before keeps its embedding space (its index, and the thresholds calibrated on it, stay valid); or
+`"concat"`: the members' L2-normalised embeddings concatenated, divided by sqrt(members) (unit length).
 Grad-CAM and deep dream use the `primary` member (the stronger one, stated in the model card). It has the
 interface the services use: `feature_maps`, `head_from_maps`, `forward`, `block_output`, `image_size`, `genres`,
 `thresholds`, `embed_dim`. Saved as one config.json (the members' configs) + one model.safetensors.
@@ -28,11 +30,15 @@ def member_config(model: PosterClassifier) -> dict:
             "dropout": float(model.dropout.p), "split_block": model.split_block, "variant": model.variant}
 
 
+EMBEDDINGS = ("primary", "concat")
+
+
 class PosterEnsemble(nn.Module, hub.HubMixin):
     """Weighted mean of the members' logits; see the module docstring."""
 
     def __init__(self, members: Sequence[dict], weights: Optional[Sequence[float]] = None, primary: int = 0,
-                 genres: Sequence[str] = G.GENRES, thresholds: Optional[Sequence[float]] = None):
+                 genres: Sequence[str] = G.GENRES, thresholds: Optional[Sequence[float]] = None,
+                 embedding: str = "primary"):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -43,16 +49,22 @@ class PosterEnsemble(nn.Module, hub.HubMixin):
             raise ValueError(f"{len(w)} weights for {len(members)} members")
         self.weights = w
         self.primary = int(primary)
+        if not 0 <= self.primary < len(members):
+            raise ValueError(f"primary member {primary} of {len(members)}")
+        if embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {embedding!r}")
+        self.embedding = embedding
         self.image_size = max((m.image_size for m in self.members), key=lambda s: s[0] * s[1])
         self.thresholds = [float(t) for t in (thresholds if thresholds is not None else [0.5] * len(self.genres))]
-        self.embed_dim = sum(m.embed.out_features for m in self.members)
+        self.embed_dim = (self.members[self.primary].embed.out_features if embedding == "primary"
+                          else sum(m.embed.out_features for m in self.members))
 
     @classmethod
     def of(cls, models: Sequence[PosterClassifier], weights: Optional[Sequence[float]] = None, primary: int = 0,
-           thresholds: Optional[Sequence[float]] = None) -> "PosterEnsemble":
+           thresholds: Optional[Sequence[float]] = None, embedding: str = "primary") -> "PosterEnsemble":
         """An ensemble carrying these trained members' weights."""
         out = cls([member_config(m) for m in models], weights=weights, primary=primary, genres=models[0].genres,
-                  thresholds=thresholds)
+                  thresholds=thresholds, embedding=embedding)
         for mine, theirs in zip(out.members, models):
             mine.load_state_dict(theirs.state_dict())
         return out
@@ -71,9 +83,11 @@ class PosterEnsemble(nn.Module, hub.HubMixin):
         return tuple(m.trunk(m.stem(self.member_input(x, k))) for k, m in enumerate(self.members))
 
     def head_from_maps(self, maps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The members' feature maps -> (weighted mean logits, concatenated unit embeddings / sqrt(members))."""
+        """The members' feature maps -> (weighted mean logits, the embedding: see the module docstring)."""
         outs = [m.head_from_map(f) for m, f in zip(self.members, maps)]
         logits = sum(w * lg for w, (lg, _) in zip(self.weights, outs))
+        if self.embedding == "primary":
+            return logits, outs[self.primary][1]
         emb = torch.cat([F.normalize(e, dim=1) for _, e in outs], dim=1) / len(outs) ** 0.5
         return logits, emb
 
