@@ -109,3 +109,18 @@ def test_ensemble_stage_compares_with_a_bootstrap_and_ships(tmp_path):
     assert isinstance(clf.model, PosterEnsemble) and len(load_index(tmp_path / "run" / "checkpoint").ids) == 24
     assert clf.analyze(Image.new("RGB", (182, 268)), k=3).similar
     assert "bootstrap" in (tmp_path / "run" / "checkpoint" / "README.md").read_text()
+
+
+def test_dreams_and_generation_guidance_differentiate_the_primary_member_only():
+    """The gradient-heavy uses (genre / deep dreams, the latent engine's classifier guidance) run through the
+    primary member at its own input size; one network is its own primary."""
+    from poster_studio.dream.service import Dreamer
+    from poster_studio.generate.guidance import ClassifierGuidance
+
+    a, b = members()
+    for primary in (0, 1):
+        clf = Classifier(PosterEnsemble.of([a, b], primary=primary).eval())
+        want = clf.model.members[primary]
+        assert Dreamer(clf).model is want and ClassifierGuidance(clf).model is want
+        assert Dreamer(clf).model.image_size == [a, b][primary].image_size
+    assert a.primary_network is a and Dreamer(Classifier(a)).model is a

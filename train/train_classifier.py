@@ -501,6 +501,40 @@ def head_ablations(model: PosterClassifier, feats: dict, train_y: torch.Tensor, 
     return out
 
 
+def augmented_batches(images: torch.Tensor, augment, batch: int, steps_per_epoch: int, step: int, workers: int,
+                      seed: int = 0):
+    """(indices, augmented float batch) for each step from `step` on: epoch e visits the posters in a permutation
+    seeded by e. With workers=0 the step's augmentation is seeded by the step (the same after a resume); with
+    workers>0 a DataLoader augments in parallel processes (a GPU's pace), seeded per worker and epoch."""
+    while True:
+        epoch, s = divmod(step, steps_per_epoch)
+        perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(epoch + 7919 * seed))
+        order = perm[s * batch: steps_per_epoch * batch].view(-1, batch)
+        if workers == 0:
+            for k, idx in enumerate(order):
+                torch.manual_seed(1000003 * epoch + s + k + 7919 * seed)
+                yield idx, torch.stack([augment(images[i]) for i in idx.tolist()])
+        else:
+            ds = _Augmented(images, augment)
+            loader = torch.utils.data.DataLoader(
+                ds, batch_sampler=order.tolist(), num_workers=workers, pin_memory=torch.cuda.is_available(),
+                generator=torch.Generator().manual_seed(epoch + 7919 * seed), persistent_workers=False)
+            for idx, x in zip(order, loader):
+                yield idx, x
+        step += len(order)
+
+
+class _Augmented(torch.utils.data.Dataset):
+    def __init__(self, images: torch.Tensor, augment):
+        self.images, self.augment = images, augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.augment(self.images[i])
+
+
 def run_full(args) -> dict:
     """Fine-tune the whole network on augmented posters (not cached maps): layer-wise learning rates, frozen
     BatchNorm statistics, an EMA of the weights evaluated on val every --eval-every steps, the best kept
@@ -510,24 +544,26 @@ def run_full(args) -> dict:
     from poster_studio.data import IMAGENET_MEAN, IMAGENET_STD, poster_cache, poster_transform
     from poster_studio.training import ema_update
 
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
+    dev = default_device()  # a GPU when there is one (bf16 autocast there), else the CPU
     size = args.size
     work = Path(args.work or ("runs/classifier-full" if args.variant == 0 else f"runs/classifier-full-lite{args.variant}"))
     work.mkdir(parents=True, exist_ok=True)
     train = poster_cache(args.data, args.pixels, "train", max_images=args.train_limit, size=(size[1], size[0]))
     val = poster_cache(args.data, args.pixels, "val", max_images=args.val_limit, size=(size[1], size[0]))
     train_y, val_y = train["labels"].float(), val["labels"].float()
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    to_input = lambda u8: ((u8.float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)  # noqa: E731
+    mean = torch.tensor(IMAGENET_MEAN, device=dev).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=dev).view(1, 3, 1, 1)
+    to_input = lambda u8: ((u8.to(dev).float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)  # noqa: E731
     augment = poster_transform(size, train=True, normalize=True)
+    autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")  # noqa: E731
 
     if args.init:
         model = hub.load_model(PosterClassifier, "classifier", directory=args.init)
     else:
         model = from_imagenet(image_size=size, split_block=args.split_block, variant=args.variant)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(dev, memory_format=torch.channels_last)
     if args.freeze_blocks:  # the stem and the first stages keep their ImageNet weights: 3x faster steps for Lite2
         b = model.backbone
         for m in (b.conv_stem, b.bn1, *b.blocks[: args.freeze_blocks]):
@@ -541,14 +577,14 @@ def run_full(args) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     freq = train_y.mean(0).clamp(0.01, 0.99)
-    pos_weight = ((1 - freq) / freq).sqrt()
+    pos_weight = ((1 - freq) / freq).sqrt().to(dev)
 
     def evaluate(net) -> tuple[np.ndarray, float]:
         net.eval()
         outs = []
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             for i in range(0, len(val_y), 64):
-                outs.append(torch.sigmoid(net(to_input(val["images"][i: i + 64]))))
+                outs.append(torch.sigmoid(net(to_input(val["images"][i: i + 64])).float()).cpu())
         probs = torch.cat(outs)
         loss = F.binary_cross_entropy(probs.clamp(1e-6, 1 - 1e-6), val_y).item()
         return probs.numpy(), loss
@@ -571,15 +607,14 @@ def run_full(args) -> dict:
     t_end = time.time() + args.minutes * 60
     run_loss, n_loss, stopped = 0.0, 0, step - best["step"] >= args.patience * args.eval_every
     bar = tqdm(total=total, initial=step, desc="full fine-tune", unit="step", mininterval=10)
+    batches = augmented_batches(train["images"], augment, args.batch, steps_per_epoch, step, args.workers, args.seed)
     while step < total and time.time() < t_end:
-        epoch = step // steps_per_epoch
-        perm = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(epoch))
-        s = step % steps_per_epoch
-        idx = perm[s * args.batch:(s + 1) * args.batch]
-        torch.manual_seed(1000003 * epoch + s)  # the augmentation of a step is the same after a resume
-        x = torch.stack([augment(train["images"][i]) for i in idx.tolist()]).contiguous(memory_format=torch.channels_last)
+        idx, x = next(batches)
+        x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         _frozen_bn_train(model)
-        loss = F.binary_cross_entropy_with_logits(model(x), train_y[idx], pos_weight=pos_weight)
+        with autocast():
+            logits = model(x)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), train_y[idx].to(dev), pos_weight=pos_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -598,7 +633,8 @@ def run_full(args) -> dict:
             tqdm.write(json.dumps(history[-1]))
             if m["mAP"] > best["mAP"]:
                 best = {"mAP": m["mAP"], "step": step, "epoch": history[-1]["epoch"]}
-                save_file({k: v.detach().contiguous() for k, v in ema.state_dict().items()}, str(work / "best.safetensors"))
+                save_file({k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()},
+                          str(work / "best.safetensors"))
             save_state(state_path, {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
                                     "scheduler": sched.state_dict(), "history": history, "step": step, "best": best})
             plot_history(history, work / "history.png", "classifier (full fine-tune, EMA on val)")
@@ -610,6 +646,10 @@ def run_full(args) -> dict:
     if step < total and not stopped and not args.finish:
         print(f"time budget spent at step {step}/{total}: rerun the same command to continue (or --finish)")
         return {}
+    if args.train_only:
+        print(f"trained: best EMA weights in {work / 'best.safetensors'} (step {best['step']}, val mAP "
+              f"{best['mAP']:.4f}); rerun with --finish instead of --train-only to ship them")
+        return {}
 
     # Final: the best EMA weights, thresholds tuned on val, metrics, the embeddings index, the checkpoint. The
     # val figures and the index go through the service's own path (Classifier: PIL -> fit_to_input -> network),
@@ -617,6 +657,8 @@ def run_full(args) -> dict:
     from poster_studio.classify import Classifier
 
     model.load_state_dict(load_file(str(work / "best.safetensors")))
+    model, dev = model.cpu(), torch.device("cpu")  # the final stage runs as the app does (to_input follows dev)
+    mean, std = mean.cpu(), std.cpu()
     service = Classifier(model.to(memory_format=torch.contiguous_format), device=torch.device("cpu"))
     images_dir = Path(args.data) / "images"
     probs = service.predict_proba([images_dir / f"{r.id}.jpg" for r in val["records"]])
@@ -830,6 +872,11 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) on the cached maps (0 = off)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="--full: seed of the init, the epoch order and augmentation")
+    p.add_argument("--workers", type=int, default=0, help="--full: augmentation worker processes (0: in the loop, "
+                   "resumable exactly; on a GPU machine e.g. 12)")
+    p.add_argument("--train-only", action="store_true", help="--full: stop after training (best.safetensors in "
+                   "--work, e.g. on a GPU machine); --finish later ships it")
     p.add_argument("--train-limit", type=int, default=None, help="use a seeded random sample of N training posters")
     p.add_argument("--val-limit", type=int, default=None, help="use a seeded random sample of N val posters (smoke tests)")
     p.add_argument("--out", default=None, help="checkpoint folder (default checkpoints/classifier; with --variant 1 "

@@ -5,7 +5,8 @@ own scale; the logits are the weighted mean of the members' logits. The embeddin
 of generated posters) is `embedding="primary"`: the primary member's, so that an ensemble whose primary member is the
 classifier shipped before keeps its embedding space (its index, and the thresholds calibrated on it, stay valid); or
 `"concat"`: the members' L2-normalised embeddings concatenated, divided by sqrt(members) (unit length).
-Grad-CAM and deep dream use the `primary` member (the stronger one, stated in the model card). It has the
+Grad-CAM, the dreams and the generator's classifier guidance use the `primary` member (`primary_network`; the
+stronger one on val, stated in the model card); the scores shown, the thresholds and every judge use the blend. It has the
 interface the services use: `feature_maps`, `head_from_maps`, `forward`, `block_output`, `image_size`, `genres`,
 `thresholds`, `embed_dim`. Saved as one config.json (the members' configs) + one model.safetensors.
 """
@@ -93,6 +94,13 @@ class PosterEnsemble(nn.Module, hub.HubMixin):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_from_maps(self.feature_maps(x))[0]
+
+    @property
+    def primary_network(self) -> PosterClassifier:
+        """The primary member: what the uses that run gradients through the classifier many times per picture
+        (genre and deep dreams, the generator's classifier guidance) differentiate, at its own input size; the
+        other members would multiply their cost for a blend they were not tuned for."""
+        return self.members[self.primary]
 
     def block_output(self, x: torch.Tensor, block: int) -> torch.Tensor:
         """The primary member's stage `block` output (deep dream)."""

@@ -91,6 +91,11 @@ class PosterClassifier(nn.Module, hub.HubMixin):
     def embed_dim(self) -> int:
         return self.embed.out_features
 
+    @property
+    def primary_network(self) -> "PosterClassifier":
+        """The network that gradient-based uses differentiate (dreams, generation guidance): this one."""
+        return self
+
     def feature_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return (self.trunk(self.stem(x)),)
 

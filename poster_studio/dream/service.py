@@ -66,7 +66,7 @@ class Dreamer:
 
     def __init__(self, classifier: Classifier):
         self.classifier = classifier
-        self.model = classifier.model
+        self.model = classifier.model.primary_network  # an ensemble dreams through its primary member
         self.genres = classifier.genres
         self.layers = VGG_DREAM_LAYERS + classifier_layers()
 

@@ -52,7 +52,7 @@ class ClassifierGuidance:
 
     @property
     def model(self) -> torch.nn.Module:
-        return self.classifier.model
+        return self.classifier.model.primary_network  # an ensemble guides through its primary member
 
     def scores(self, images: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """images (N, 3, H, W) in [0, 1], c (N, G) multi-hot -> (N,) soft minimum over each poster's genres of the
