@@ -147,8 +147,7 @@ def test_heatmap_reruns_only_the_head(shipped, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("the network's trunk ran again")
 
-    monkeypatch.setattr(shipped.model, "trunk", boom)
-    monkeypatch.setattr(shipped.model, "stem", boom)
+    monkeypatch.setattr(shipped.model, "feature_maps", boom)  # every member's stem and trunk (one or an ensemble)
     for genre in G.GENRES:
         g, img = shipped.heatmap(a, genre)
         assert g == genre and img.size == a.shown.size
@@ -316,7 +315,7 @@ def test_folded_batchnorm_is_the_same_network_for_outputs_and_input_gradients():
         folded.head_from_maps(folded.feature_maps(x2))
     assert torch.allclose(a_logits, b_logits, atol=1e-4) and torch.allclose(a_emb, b_emb, atol=1e-4)
     a_logits[:, 2].sum().backward(), b_logits[:, 2].sum().backward()
-    assert torch.allclose(x.grad, x2.grad, atol=1e-5, rtol=1e-3)
+    assert (x.grad - x2.grad).abs().max() <= 1e-3 * x.grad.abs().max()  # float rounding, relative to the scale
 
 
 @needs_ckpt

@@ -229,7 +229,8 @@ def test_principal_masks_of_a_picture(dreamer):
     for m in masks:
         assert set(m["scores"]) == set(clf.genres) and list(m["scores"].values()) == sorted(m["scores"].values(),
                                                                                              reverse=True)
-        assert len(m["loadings"]) == 4 and m["image"].size[1] == 300 and m["mask"].mode == "RGB"
+        shown_h = min(clf.MASK_DISPLAY_HEIGHT, max(300, clf.model.image_size[0]))  # the picture's or the network's
+        assert len(m["loadings"]) == 4 and m["image"].size[1] == shown_h and m["mask"].mode == "RGB"
     with pytest.raises(InvalidArgumentError, match="Principal masks must be a whole number from 1 to 5"):
         clf.principal_masks(_picture(), count=9)
 
