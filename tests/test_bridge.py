@@ -120,3 +120,17 @@ def test_tab_handler_runs_the_bridge_engine(gt, tmp_path):
     with Image.open(out) as im:
         assert im.size == (64, 96)
     assert md.startswith("**Translated to Comedy** by the bridge engine")
+
+
+def test_bridge_gain_scales_the_decoded_change():
+    """The change G(z') - G(z) is added times `gain`: 0 leaves the picture, 2 adds twice what 1 adds (where
+    nothing clips)."""
+    net = _generator()
+    x = torch.rand(1, 3, 96, 64, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+    enc = LiteEncoder(pretrained=False)
+    outs = {g: LatentBridge(net, encoder=enc, steps=3, gain=g)(x, "Comedy") for g in (0, 1, 2)}
+    assert torch.equal(outs[0], x)
+    one, two = outs[1] - x, outs[2] - x
+    inside = (outs[2] > 0.001) & (outs[2] < 0.999)
+    scale = float(one.abs().max())
+    assert scale > 0 and torch.allclose(two[inside], 2 * one[inside], atol=1e-3 * scale + 1e-7)
