@@ -275,7 +275,7 @@ def test_every_example_of_every_tab_gives_a_result(page, artifacts):
         if reason:
             pytest.skip(reason)
     from ui.common import content_examples
-    from ui.generate_tab import EXAMPLES
+    from ui.generate_tab import EXAMPLES, VISITOR_GUIDANCE
     from ui.transfer_tab import EXAMPLE_GENRES
 
     from poster_studio import genres as G
@@ -284,8 +284,14 @@ def test_every_example_of_every_tab_gives_a_result(page, artifacts):
         page.get_by_role("tab", name="Generate").click()
         guidance = page.locator("#gen-guidance input[type=number]")
         if guidance.count():  # the examples' own inputs are genres, count and seed; unguided posters keep this test
-            guidance.fill("0")  # at a few seconds an example (the guided path has its own tests)
+            try:  # at a few seconds an example (the guided path has its own tests); after the page's load event,
+                page.wait_for_function("document.querySelector('#gen-guidance input[type=number]')?.value == "
+                                       f"'{VISITOR_GUIDANCE}'", timeout=15000)  # which sets the visitor's steps
+            except Exception:
+                pass  # no latent engine: nothing to guide
+            guidance.fill("0")
             guidance.press("Enter")
+            page.wait_for_function("document.querySelector('#gen-guidance input[type=number]')?.value == '0'")
         rows = _examples(page)
         assert rows.count() == len(EXAMPLES)
         for i, (genres, count, seed) in enumerate(EXAMPLES):  # an example generates at once
