@@ -150,19 +150,21 @@ class _AfterNorm(nn.Module):
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """Fold every BatchNorm that directly follows a Conv2d (registration order, as in timm's EfficientNets) into
     the conv's weights and bias, in place: the same function in eval mode (inference and input gradients alike)
-    at ~15% less CPU time, but no longer trainable as before and with other state-dict keys, so only for a
-    network that is served, never saved (`Classifier.load` folds the network it loaded)."""
+    at less CPU time (the shipped ensemble, one thread: 104 -> 80 ms a poster), but no longer trainable as before and with other state-dict keys, so only for a
+    network that is served, never saved (`Classifier.load` folds the network it loaded). The arithmetic is torch's
+    own (`torch.nn.utils.fusion.fuse_conv_bn_weights`); this walks timm's modules, where the norm also holds the
+    activation."""
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
     for parent in module.modules():
         names = list(parent._modules)
         for a, b in zip(names, names[1:]):
             conv, bn = parent._modules[a], parent._modules[b]
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats \
                     and bn.running_var is not None and conv.out_channels == bn.num_features:
-                scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
-                shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
-                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-                conv.weight.mul_(scale.view(-1, 1, 1, 1))
-                conv.bias = nn.Parameter((bias - bn.running_mean) * scale + shift, requires_grad=False)
+                conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
+                                                              bn.eps, bn.weight, bn.bias)
+                conv.weight.requires_grad_(False), conv.bias.requires_grad_(False)
                 parent._modules[b] = _AfterNorm(bn)
     return module
 
