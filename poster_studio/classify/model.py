@@ -151,9 +151,9 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     """Fold every BatchNorm that directly follows a Conv2d (registration order, as in timm's EfficientNets) into
     the conv's weights and bias, in place: the same function in eval mode (inference and input gradients alike)
     at less CPU time (the shipped ensemble, one thread: 104 -> 80 ms a poster), but no longer trainable as before
-    and with other state-dict keys, so only for a network that is served, never saved (`Classifier.load` folds the network it loaded). The arithmetic is torch's
-    own (`torch.nn.utils.fusion.fuse_conv_bn_weights`); this walks timm's modules, where the norm also holds the
-    activation."""
+    and with other state-dict keys, so only for a network that is served, never saved (`Classifier.load` folds
+    the network it loaded). The arithmetic is torch's own (`torch.nn.utils.fusion.fuse_conv_bn_weights`); this
+    walks timm's modules, where the norm also holds the activation."""
     from torch.nn.utils.fusion import fuse_conv_bn_weights
 
     for parent in module.modules():
